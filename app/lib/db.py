@@ -1,0 +1,53 @@
+"""The database seam: one Piccolo engine chosen from DATABASE_URL, bound to every table.
+
+Piccolo tables find their engine through ``piccolo_conf.DB`` on first use; binding them
+here instead lets one process (the tests) switch between SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine
+
+from app.settings import Settings
+
+
+def build_engine(settings: Settings) -> Engine:
+    if settings.uses_postgres:
+        return PostgresEngine(config={"dsn": settings.database_url})
+    path = Path(settings.sqlite_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # WAL lets readers carry on while the one writer commits; the busy timeout
+    # waits for the write lock instead of failing with "database is locked".
+    return SQLiteEngine(path=str(path), timeout=30)
+
+
+def all_tables() -> list[type]:
+    from app.piccolo_app import APP_CONFIG
+
+    return list(APP_CONFIG.table_classes)
+
+
+def bind_tables(engine: Engine) -> None:
+    for table in all_tables():
+        table._meta.db = engine
+
+
+async def open_database(engine: Engine, pool_size: int) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.start_connection_pool(min_size=1, max_size=pool_size)
+    elif isinstance(engine, SQLiteEngine):
+        await engine.run_ddl("PRAGMA journal_mode=WAL")
+
+
+async def close_database(engine: Engine) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.close_connection_pool()
+
+
+async def ping(engine: Engine) -> None:
+    """Raise when the database does not answer a trivial query."""
+    await engine.run_ddl("SELECT 1")

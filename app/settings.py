@@ -1,0 +1,161 @@
+"""Settings: one dataclass, read once from the environment.
+
+Nothing else in the app reads ``os.environ``; ``create_app(settings)`` receives this
+object and hands the parts each seam needs. Every field is documented in README.md
+(``tests/test_settings.py`` fails when one is not).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/crm.sqlite3"
+DEFAULT_MAIL_URL = "file://./var/mail"
+VAR_DIR = Path("var")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _secret_key_from_var(var_dir: Path) -> str:
+    """The embedded default keeps a generated key in ./var so sessions survive restarts."""
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # Created 0600 so other local users cannot read it.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the app. Field names are the environment variables, lower-cased."""
+
+    secret_key: str
+    database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = 10
+    redis_url: str | None = None
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str = "crm"
+    s3_region: str = "us-east-1"
+    s3_secure: bool = True
+    storage_dir: str = "./var/storage"
+    mail_url: str = DEFAULT_MAIL_URL
+    mail_from: str = "CRM <no-reply@localhost>"
+    app_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+
+    # Derived views: the seams ask these instead of re-parsing URLs.
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def uses_redis(self) -> bool:
+        return bool(self.redis_url)
+
+    @property
+    def uses_s3(self) -> bool:
+        return bool(self.s3_endpoint)
+
+    @property
+    def sqlite_path(self) -> str:
+        if self.uses_postgres:
+            raise SettingsError("sqlite_path asked of a PostgreSQL DATABASE_URL")
+        return self.database_url.removeprefix("sqlite:///") or "crm.sqlite3"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, var_dir: Path = VAR_DIR
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value if value not in (None, "") else None
+
+        database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise SettingsError(
+                "DATABASE_URL must start with sqlite:/// or postgresql://, "
+                f"got {database_url!r}"
+            )
+        mail_url = get("MAIL_URL") or DEFAULT_MAIL_URL
+        if not mail_url.startswith(("file://", "smtp://")):
+            raise SettingsError(f"MAIL_URL must start with file:// or smtp://, got {mail_url!r}")
+        redis_url = get("REDIS_URL")
+        secret_key = get("SECRET_KEY")
+        if secret_key is None:
+            if redis_url:
+                # Several processes share sessions through Redis: a per-machine key would
+                # silently sign them out on every other host.
+                raise SettingsError("SECRET_KEY is required when REDIS_URL is set")
+            secret_key = _secret_key_from_var(var_dir)
+        if len(secret_key) < 32:
+            raise SettingsError("SECRET_KEY must be at least 32 characters long")
+        log_level = (get("LOG_LEVEL") or "INFO").upper()
+        if log_level not in LOG_LEVELS:
+            raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        s3_endpoint = get("S3_ENDPOINT")
+        if s3_endpoint and not (get("S3_ACCESS_KEY") and get("S3_SECRET_KEY")):
+            raise SettingsError("S3_ENDPOINT is set: S3_ACCESS_KEY and S3_SECRET_KEY are needed")
+        port = _int("PORT", get("PORT") or "8000", minimum=1)
+        return cls(
+            secret_key=secret_key,
+            database_url=database_url,
+            database_pool_size=_int(
+                "DATABASE_POOL_SIZE", get("DATABASE_POOL_SIZE") or "10", minimum=1
+            ),
+            redis_url=redis_url,
+            s3_endpoint=s3_endpoint,
+            s3_access_key=get("S3_ACCESS_KEY"),
+            s3_secret_key=get("S3_SECRET_KEY"),
+            s3_bucket=get("S3_BUCKET") or "crm",
+            s3_region=get("S3_REGION") or "us-east-1",
+            s3_secure=_flag("S3_SECURE", get("S3_SECURE") or "true"),
+            storage_dir=get("STORAGE_DIR") or "./var/storage",
+            mail_url=mail_url,
+            mail_from=get("MAIL_FROM") or "CRM <no-reply@localhost>",
+            app_url=(get("APP_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
+            host=get("HOST") or "127.0.0.1",
+            port=port,
+            log_level=log_level,
+        )
+
+
+def environment_names() -> list[str]:
+    """The environment variables Settings reads, for the README check."""
+    return [f.name.upper() for f in fields(Settings)]
