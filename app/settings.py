@@ -64,6 +64,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = 10
     redis_url: str | None = None
+    jobs_queue: str = "crm"
     s3_endpoint: str | None = None
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
@@ -110,12 +111,13 @@ class Settings:
         database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
         if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(
-                "DATABASE_URL must start with sqlite:/// or postgresql://, "
-                f"got {database_url!r}"
+                f"DATABASE_URL must start with sqlite:/// or postgresql://, got {database_url!r}"
             )
         mail_url = get("MAIL_URL") or DEFAULT_MAIL_URL
-        if not mail_url.startswith(("file://", "smtp://")):
-            raise SettingsError(f"MAIL_URL must start with file:// or smtp://, got {mail_url!r}")
+        if not mail_url.startswith(("file://", "smtp://", "smtps://")):
+            raise SettingsError(
+                f"MAIL_URL must start with file://, smtp:// or smtps://, got {mail_url!r}"
+            )
         redis_url = get("REDIS_URL")
         secret_key = get("SECRET_KEY")
         if secret_key is None:
@@ -140,6 +142,7 @@ class Settings:
                 "DATABASE_POOL_SIZE", get("DATABASE_POOL_SIZE") or "10", minimum=1
             ),
             redis_url=redis_url,
+            jobs_queue=get("JOBS_QUEUE") or "crm",
             s3_endpoint=s3_endpoint,
             s3_access_key=get("S3_ACCESS_KEY"),
             s3_secret_key=get("S3_SECRET_KEY"),

@@ -27,7 +27,7 @@ class User(Table, tablename="users"):
 
 class ApiToken(Table, tablename="api_tokens"):
     id = BigSerial(primary_key=True)
-    user_id = ForeignKey(references=User, on_delete=OnDelete.cascade, index=True)
+    user_id = ForeignKey(references=User, on_delete=OnDelete.cascade, null=False, index=True)
     name = Varchar(length=100)
     # sha256 hex of the secret part; the clear token is shown once and never stored.
     token_hash = Varchar(length=64, unique=True)

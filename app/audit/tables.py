@@ -19,7 +19,7 @@ from app.accounts.tables import User
 
 class AuditLog(Table, tablename="audit_logs"):
     id = BigSerial(primary_key=True)
-    user_id = ForeignKey(references=User, on_delete=OnDelete.cascade)
+    user_id = ForeignKey(references=User, on_delete=OnDelete.cascade, null=False)
     # Plain ids, not foreign keys: an entry must outlive the actor and the customer.
     actor_id = BigInt(null=True, default=None)
     customer_id = BigInt(null=True, default=None)
@@ -36,7 +36,7 @@ class AuditLog(Table, tablename="audit_logs"):
 
 class AuditArchive(Table, tablename="audit_archives"):
     id = BigSerial(primary_key=True)
-    user_id = ForeignKey(references=User, on_delete=OnDelete.cascade)
+    user_id = ForeignKey(references=User, on_delete=OnDelete.cascade, null=False)
     object_key = Text()
     first_at = Timestamptz()
     last_at = Timestamptz()

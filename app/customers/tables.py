@@ -10,7 +10,7 @@ from app.accounts.tables import User
 
 class Customer(Table, tablename="customers"):
     id = BigSerial(primary_key=True)
-    user_id = ForeignKey(references=User, on_delete=OnDelete.cascade)
+    user_id = ForeignKey(references=User, on_delete=OnDelete.cascade, null=False)
     slug = Varchar(length=220)
     name = Varchar(length=200)
     email = Varchar(length=254)

@@ -11,6 +11,7 @@ from pathlib import Path
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
+from piccolo.table import Table
 
 from app.settings import Settings
 
@@ -25,7 +26,7 @@ def build_engine(settings: Settings) -> Engine:
     return SQLiteEngine(path=str(path), timeout=30)
 
 
-def all_tables() -> list[type]:
+def all_tables() -> list[type[Table]]:
     from app.piccolo_app import APP_CONFIG
 
     return list(APP_CONFIG.table_classes)

@@ -1,6 +1,6 @@
 """Imports and exports. This row, not the queue, is the truth about a job's progress."""
 
-from enum import Enum
+from enum import StrEnum
 
 from piccolo.columns import (
     JSONB,
@@ -18,12 +18,12 @@ from piccolo.table import Table
 from app.accounts.tables import User
 
 
-class TransferKind(str, Enum):
+class TransferKind(StrEnum):
     import_ = "import"
     export = "export"
 
 
-class TransferStatus(str, Enum):
+class TransferStatus(StrEnum):
     queued = "queued"
     running = "running"
     completed = "completed"
@@ -35,7 +35,7 @@ class TransferStatus(str, Enum):
 
 class Transfer(Table, tablename="transfers"):
     id = BigSerial(primary_key=True)
-    user_id = ForeignKey(references=User, on_delete=OnDelete.cascade)
+    user_id = ForeignKey(references=User, on_delete=OnDelete.cascade, null=False)
     kind = Varchar(length=10, choices=TransferKind)
     status = Varchar(length=12, choices=TransferStatus, default=TransferStatus.queued)
     file_key = Text(null=True, default=None)

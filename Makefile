@@ -1,0 +1,45 @@
+# CRM: `make run` serves the app, `make test` runs the tests. `make help` lists the rest.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run serve migrate worker test lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the app with its test and dev tools
+
+migrate: install ## Apply database migrations (DATABASE_URL, default SQLite in ./var)
+	$(BIN)/piccolo migrations forwards all
+
+run: migrate ## Install, migrate and serve on http://$${HOST:-127.0.0.1}:$${PORT:-8000}
+	$(BIN)/crm serve
+
+worker: install ## Run a SAQ worker (full stack: REDIS_URL must be set)
+	$(BIN)/saq jobs.worker.settings
+
+test: install ## Install test dependencies and run the whole test suite
+	$(BIN)/pytest
+
+lint: install ## ruff check, ruff format --check and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove the virtualenv and local data in ./var
+	rm -rf $(VENV) var

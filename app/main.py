@@ -1,0 +1,110 @@
+"""The application factory: ``create_app(settings)``; ``app`` for ASGI servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
+
+from app import errors
+from app.lib import db
+from app.lib.flash import pop_flashes
+from app.lib.jobs import build_job_runner
+from app.lib.mail import build_mailer
+from app.lib.requests import RequestContextMiddleware, configure_logging
+from app.lib.security import (
+    SecurityHeadersMiddleware,
+    csrf_config,
+    security_headers,
+    session_config,
+)
+from app.lib.static import StaticAssets
+from app.lib.storage import build_storage, storage_route_handlers
+from app.lib.stores import build_store_registry, close_stores
+from app.settings import Settings
+from app.site import SiteController
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    engine = db.build_engine(settings)
+    storage = build_storage(settings)
+    mailer = build_mailer(settings)
+    assets = StaticAssets()
+
+    from jobs.registry import JOBS, SCHEDULED
+    from jobs.worker import job_context as make_job_context
+
+    job_context = make_job_context(settings, engine=engine, storage=storage, mailer=mailer)
+    job_runner = build_job_runner(settings, JOBS, SCHEDULED, job_context)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Tables are bound here, not at import, so one process can host several apps
+        # (the tests run the embedded and the full-stack profile side by side).
+        db.bind_tables(engine)
+        await db.open_database(engine, settings.database_pool_size)
+        await storage.start()
+        await job_runner.start()
+        try:
+            yield
+        finally:
+            # Graceful: the in-process runner finishes the jobs it holds before we close.
+            await job_runner.stop()
+            await db.close_database(engine)
+            await close_stores(app.stores)
+
+    template_config = TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine)
+    session = session_config(settings)
+
+    app = Litestar(
+        route_handlers=[SiteController, *storage_route_handlers, assets.router()],
+        lifespan=[lifespan],
+        template_config=template_config,
+        middleware=[session.middleware],
+        csrf_config=csrf_config(settings),
+        compression_config=CompressionConfig(backend="gzip", minimum_size=500),
+        stores=build_store_registry(settings),
+        plugins=[HTMXPlugin()],
+        exception_handlers={
+            HTTPException: errors.handle_http_exception,
+            Exception: errors.handle_unexpected,
+        },
+        logging_config=None,
+        state=State(
+            {
+                "settings": settings,
+                "engine": engine,
+                "storage": storage,
+                "mailer": mailer,
+                "jobs": job_runner,
+                "assets": assets,
+            }
+        ),
+    )
+    jinja = app.template_engine.engine  # type: ignore[union-attr]
+    jinja.globals["static_url"] = assets.url
+    jinja.globals["app_name"] = "CRM"
+    jinja.globals["get_flashes"] = pop_flashes
+    jinja.globals["has_route"] = lambda name: app.get_handler_index_by_name(name) is not None
+    # Outermost layers wrap even routing errors (404) and static files.
+    app.asgi_handler = RequestContextMiddleware(
+        SecurityHeadersMiddleware(app.asgi_handler, security_headers(settings))
+    )
+    return app
+
+
+# For ASGI servers (`uvicorn app.main:app`). Building the app connects to nothing:
+# connections open in the lifespan, so importing this module stays cheap.
+app = create_app()
