@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from urllib.parse import urlencode
 
 from litestar import Request
 from litestar.enums import MediaType
 from litestar.exceptions import HTTPException
-from litestar.response import Response
+from litestar.response import Redirect, Response
 
 from app.lib.htmx import render
 from app.lib.requests import request_id_of
@@ -55,6 +56,30 @@ def error_response(request: Request, status: int, detail: str | None = None) -> 
             status_code=status,
             media_type=MediaType.TEXT,
         )
+
+
+def handle_auth_required(request: Request, exc: HTTPException) -> Response:
+    """Browsers are sent where they can fix it; API clients get a JSON error."""
+    from app.accounts.auth import LoginRequired
+
+    if wants_json(request):
+        response = error_response(request, exc.status_code, exc.detail)
+        if isinstance(exc, LoginRequired):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
+    if isinstance(exc, LoginRequired):
+        target = request.app.route_reverse("login")
+        if request.method == "GET":
+            target += "?" + urlencode(
+                {"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
+            )
+    else:
+        target = request.app.route_reverse("verify_notice")
+    if request.headers.get("hx-request") == "true":
+        # An htmx request would swap the login page into a fragment: send the whole
+        # window there instead.
+        return Response(content=None, status_code=204, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=303)
 
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:

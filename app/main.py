@@ -5,16 +5,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from litestar import Litestar
+from litestar import Litestar, Router
+from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from app import errors
+from app.accounts.api import api_route_handlers
+from app.accounts.auth import LoginRequired, SessionUserMiddleware, VerificationRequired
+from app.accounts.dependencies import provide_account_service, provide_throttle
+from app.accounts.web import account_route_handlers
 from app.lib import db
 from app.lib.flash import pop_flashes
 from app.lib.jobs import build_job_runner
@@ -29,10 +37,17 @@ from app.lib.security import (
 from app.lib.static import StaticAssets
 from app.lib.storage import build_storage, storage_route_handlers
 from app.lib.stores import build_store_registry, close_stores
+from app.lib.throttle import Throttle
 from app.settings import Settings
 from app.site import SiteController
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """The host of APP_URL, plus loopback for health checks on the machine itself."""
+    host = urlsplit(settings.app_url).hostname or "localhost"
+    return sorted({host, "127.0.0.1", "localhost"})
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -65,19 +80,40 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await db.close_database(engine)
             await close_stores(app.stores)
 
+    stores = build_store_registry(settings)
     template_config = TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine)
     session = session_config(settings)
 
     app = Litestar(
-        route_handlers=[SiteController, *storage_route_handlers, assets.router()],
+        route_handlers=[
+            SiteController,
+            *account_route_handlers,
+            Router(path="/api/v1", route_handlers=api_route_handlers),
+            *storage_route_handlers,
+            assets.router(),
+        ],
         lifespan=[lifespan],
         template_config=template_config,
-        middleware=[session.middleware],
+        middleware=[session.middleware, SessionUserMiddleware],
+        dependencies={
+            "accounts": Provide(provide_account_service, sync_to_thread=False),
+            "throttle": Provide(provide_throttle, sync_to_thread=False),
+        },
+        allowed_hosts=AllowedHostsConfig(allowed_hosts=allowed_hosts(settings)),
+        openapi_config=OpenAPIConfig(
+            title="CRM API",
+            version="1",
+            path="/schema",
+            description="Customers, audit trail, imports and exports. "
+            "Authenticate with `Authorization: Bearer <token>`.",
+        ),
         csrf_config=csrf_config(settings),
         compression_config=CompressionConfig(backend="gzip", minimum_size=500),
-        stores=build_store_registry(settings),
+        stores=stores,
         plugins=[HTMXPlugin()],
         exception_handlers={
+            LoginRequired: errors.handle_auth_required,
+            VerificationRequired: errors.handle_auth_required,
             HTTPException: errors.handle_http_exception,
             Exception: errors.handle_unexpected,
         },
@@ -90,6 +126,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "mailer": mailer,
                 "jobs": job_runner,
                 "assets": assets,
+                "throttle": Throttle(stores.get("rate_limit")),
+                "templates_dir": TEMPLATES_DIR,
             }
         ),
     )

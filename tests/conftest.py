@@ -3,6 +3,7 @@ pytest_plugins = [
     "tests.fixtures.profiles",
     "tests.fixtures.app",
     "tests.fixtures.browser",
+    "tests.fixtures.mailbox",
 ]
 
 

@@ -52,3 +52,14 @@ async def close_database(engine: Engine) -> None:
 async def ping(engine: Engine) -> None:
     """Raise when the database does not answer a trivial query."""
     await engine.run_ddl("SELECT 1")
+
+
+def is_unique_violation(error: BaseException) -> bool:
+    """True when ``error`` is a unique-key violation, on either engine."""
+    import sqlite3
+
+    import asyncpg
+
+    if isinstance(error, asyncpg.UniqueViolationError):
+        return True
+    return isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error)

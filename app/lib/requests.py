@@ -96,3 +96,8 @@ class RequestContextMiddleware:
                     }
                 },
             )
+
+
+def client_ip(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
-from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.middleware.session.base import ONE_DAY_IN_SECONDS
+from litestar.middleware.session.server_side import (
+    ServerSideSessionBackend,
+    ServerSideSessionConfig,
+)
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types.asgi_types import ScopeSession
 
 from app.settings import Settings
 
@@ -79,14 +85,53 @@ def csrf_config(settings: Settings) -> CSRFConfig:
     )
 
 
+ROTATE = "rotate_session"
+NEW_SESSION_ID = "new_session_id"
+IDLE_TIMEOUT = 120 * 60
+assert IDLE_TIMEOUT < ONE_DAY_IN_SECONDS
+
+
+def rotate_session(connection: ASGIConnection) -> None:
+    """Ask for a fresh session id on this response; the old id stops working.
+
+    Called at login (against session fixation) and whenever privileges change.
+    """
+    connection.scope.setdefault("state", {})[ROTATE] = True
+
+
+class RotatingSessionBackend(ServerSideSessionBackend):
+    """Litestar keeps a session id for life; this backend can replace it on request."""
+
+    def get_session_id(self, connection: ASGIConnection) -> str:
+        new_id = connection.scope.get("state", {}).get(NEW_SESSION_ID)
+        return str(new_id) if new_id else super().get_session_id(connection)
+
+    async def store_in_message(
+        self, scope_session: ScopeSession, message: Message, connection: ASGIConnection
+    ) -> None:
+        state = connection.scope.setdefault("state", {})
+        if state.pop(ROTATE, False):
+            old_id = connection.cookies.get(self.config.key)
+            if old_id:
+                await self.delete(old_id, store=self.config.get_store_from_app(connection.app))
+            state[NEW_SESSION_ID] = self.generate_session_id()
+        await super().store_in_message(scope_session, message, connection)
+
+
+class SessionConfig(ServerSideSessionConfig):
+    _backend_class = RotatingSessionBackend
+
+
 def session_config(settings: Settings) -> ServerSideSessionConfig:
-    return ServerSideSessionConfig(
+    return SessionConfig(
         key="crm_session",
         store="sessions",
         secure=https(settings),
         httponly=True,
         samesite="lax",
-        max_age=14 * 24 * 3600,
+        # Idle timeout: every request pushes the expiry 120 minutes ahead.
+        max_age=IDLE_TIMEOUT,
+        renew_on_access=True,
         # API requests carry a bearer token; don't open a session for them.
-        exclude=["^/api/", "^/healthz$", "^/readyz$", "^/static/"],
+        exclude=["^/api/", "^/healthz$", "^/readyz$", "^/static/", "^/files/", "^/schema"],
     )
