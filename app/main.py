@@ -46,8 +46,10 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 def allowed_hosts(settings: Settings) -> list[str]:
     """The host of APP_URL, plus loopback for health checks on the machine itself."""
-    host = urlsplit(settings.app_url).hostname or "localhost"
-    return sorted({host, "127.0.0.1", "localhost"})
+    # The Host header includes a port when it is not the scheme's default.
+    url = urlsplit(settings.app_url)
+    local = {"127.0.0.1", "localhost", f"127.0.0.1:{settings.port}", f"localhost:{settings.port}"}
+    return sorted({url.hostname or "localhost", url.netloc, *local})
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
