@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urlencode
 
 from litestar import Request
 from litestar.enums import MediaType
-from litestar.exceptions import HTTPException
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    SerializationException,
+    ValidationException,
+)
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.response import Redirect, Response
 
 from app.lib.htmx import render
 from app.lib.requests import request_id_of
+from app.lib.validation import ValidationFailed
 
 logger = logging.getLogger("crm.errors")
 
@@ -102,3 +112,102 @@ def handle_unexpected(request: Request, exc: Exception) -> Response:
         extra={"fields": {"request_id": request_id_of(request.scope), "path": request.url.path}},
     )
     return error_response(request, 500)
+
+
+# Validation errors of the JSON API: 422 with {"errors": {field: message}}, whoever found
+# them (a service's ValidationFailed, or Litestar decoding the body).
+BODY = "body"  # the field named when the body as a whole is unreadable
+_TYPE_WORDS = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "null": "null",
+    "object": "a JSON object",
+    "array": "a list",
+}
+_EXPECTED = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`")
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
+
+
+def _type_words(spec: str) -> str:
+    return " or ".join(_TYPE_WORDS.get(part.strip(), part.strip()) for part in spec.split("|"))
+
+
+def _field_error(key: str, message: str) -> tuple[str, str]:
+    """One of Litestar's (msgspec's) messages as (field, words)."""
+    field = BODY if key in ("data", "") else key
+    if missing := _MISSING.match(message):
+        return missing["field"], "This field is required."
+    if expected := _EXPECTED.match(message):
+        return field, (
+            f"Expected {_type_words(expected['expected'])}, got {_type_words(expected['got'])}."
+        )
+    if field == BODY:
+        return field, "Send a JSON object in the request body."
+    return field, message
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def validation_errors_response(errors: dict[str, str]) -> Response:
+    return Response({"errors": errors}, status_code=422, media_type=MediaType.JSON)
+
+
+def handle_client_error(request: Request, exc: ClientException) -> Response:
+    """On the API, a body Litestar could not read or validate is a 422 like any other."""
+    if is_api(request):
+        if isinstance(exc, ValidationException):
+            errors: dict[str, str] = {}
+            for item in exc.extra if isinstance(exc.extra, list) else []:
+                field, message = _field_error(str(item.get("key", "")), str(item.get("message")))
+                errors.setdefault(field, message)
+            return validation_errors_response(errors or {BODY: "The request is not valid."})
+        if isinstance(exc.__cause__, SerializationException):
+            return validation_errors_response({BODY: "The request body is not valid JSON."})
+    return handle_http_exception(request, exc)
+
+
+def handle_validation_failed(request: Request, exc: ValidationFailed) -> Response:
+    if is_api(request):
+        return validation_errors_response(exc.errors)
+    # Browser controllers show these beside their fields; one that forgot still says why.
+    return error_response(request, 422, " ".join(exc.errors.values()))
+
+
+@dataclass
+class ApiOperation(Operation):
+    """An API operation as documented: Litestar lists its own 400 for invalid input, but
+    ``handle_client_error`` answers it with 422 ``{"errors": ...}``. Pass it as
+    ``operation_class`` to every API handler."""
+
+    def __post_init__(self) -> None:
+        if not self.responses or self.responses.pop("400", None) is None:
+            return
+        # A path parameter of the wrong type matches no route (404); a body or query can be 422.
+        reads_input = self.request_body is not None or any(
+            getattr(parameter, "param_in", None) != "path" for parameter in self.parameters or []
+        )
+        if reads_input:
+            self.responses.setdefault("422", VALIDATION_RESPONSE)
+
+
+VALIDATION_RESPONSE = OpenAPIResponse(
+    description='Invalid input: `{"errors": {field: message}}`',
+    content={
+        MediaType.JSON: OpenAPIMediaType(
+            schema=Schema(
+                type=OpenAPIType.OBJECT,
+                required=["errors"],
+                properties={
+                    "errors": Schema(
+                        type=OpenAPIType.OBJECT,
+                        additional_properties=Schema(type=OpenAPIType.STRING),
+                    )
+                },
+            )
+        )
+    },
+)

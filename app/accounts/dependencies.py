@@ -6,6 +6,7 @@ from functools import cache
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request
+from litestar.connection import ASGIConnection
 
 from app.accounts.mails import AccountMails
 from app.accounts.repository import PiccoloAccountRepository
@@ -24,15 +25,21 @@ def mail_templates(directory: str) -> Environment:
     )
 
 
-def provide_account_service(request: Request) -> AccountService:
-    state = request.app.state
+def build_account_service(connection: ASGIConnection) -> AccountService:
+    """For code outside dependency injection, such as guards."""
+    app = connection.app
+    state = app.state
     settings: Settings = state.settings
 
     def link(route_name: str, **params: object) -> str:
-        return settings.app_url + request.app.route_reverse(route_name, **params)
+        return settings.app_url + app.route_reverse(route_name, **params)
 
     mails = AccountMails(state.mailer, mail_templates(str(state.templates_dir)), settings.mail_from)
     return AccountService(PiccoloAccountRepository(), mails, settings.secret_key, link)
+
+
+def provide_account_service(request: Request) -> AccountService:
+    return build_account_service(request)
 
 
 def provide_throttle(request: Request) -> Throttle:

@@ -140,6 +140,8 @@ class AccountService:
 
     async def request_password_reset(self, email: str) -> None:
         """Sends the mail when the account exists; says nothing either way (no enumeration)."""
+        if problem := email_problem(email):
+            raise ValidationFailed({"email": problem})
         account = await self.repository.get_by_email(normalize_email(email))
         if account is None:
             return

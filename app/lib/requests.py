@@ -57,9 +57,19 @@ def request_id_of(scope: Scope) -> str:
     return str(scope.get("state", {}).get("request_id", "-"))
 
 
+def loggable_path(path: str, secret_prefixes: tuple[str, ...]) -> str:
+    """The path with the secret part of a mailed link (after its prefix) left out."""
+    for prefix in secret_prefixes:
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return prefix + "[redacted]"
+    return path
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, secret_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
+        # Paths whose remainder is a credential (a password-reset link): kept out of logs.
+        self.secret_prefixes = secret_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +100,7 @@ class RequestContextMiddleware:
                     "fields": {
                         "request_id": request_id,
                         "method": scope.get("method"),
-                        "path": scope.get("path"),
+                        "path": loggable_path(scope.get("path", ""), self.secret_prefixes),
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     }
