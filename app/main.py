@@ -12,8 +12,9 @@ from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import ClientException, HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
@@ -21,8 +22,11 @@ from litestar.template.config import TemplateConfig
 from app import errors
 from app.accounts.api import api_route_handlers
 from app.accounts.auth import LoginRequired, SessionUserMiddleware, VerificationRequired
+from app.accounts.bearer import BEARER_SCHEME, RateLimitHeadersMiddleware
 from app.accounts.dependencies import provide_account_service, provide_throttle
-from app.accounts.web import account_route_handlers
+from app.accounts.web import SECRET_LINK_PREFIXES, account_route_handlers, signed_in_account
+from app.customers.dependencies import build_customer_repository, provide_customer_service
+from app.customers.events import customer_listeners
 from app.lib import db
 from app.lib.flash import pop_flashes
 from app.lib.jobs import build_job_runner
@@ -38,6 +42,7 @@ from app.lib.static import StaticAssets
 from app.lib.storage import build_storage, storage_route_handlers
 from app.lib.stores import build_store_registry, close_stores
 from app.lib.throttle import Throttle
+from app.lib.validation import ValidationFailed
 from app.settings import Settings
 from app.site import SiteController
 
@@ -90,7 +95,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             SiteController,
             *account_route_handlers,
-            Router(path="/api/v1", route_handlers=api_route_handlers),
+            Router(
+                path="/api/v1",
+                route_handlers=api_route_handlers,
+                middleware=[RateLimitHeadersMiddleware],
+            ),
             *storage_route_handlers,
             assets.router(),
         ],
@@ -100,7 +109,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={
             "accounts": Provide(provide_account_service, sync_to_thread=False),
             "throttle": Provide(provide_throttle, sync_to_thread=False),
+            "customers": Provide(provide_customer_service, sync_to_thread=False),
         },
+        listeners=customer_listeners,
         allowed_hosts=AllowedHostsConfig(allowed_hosts=allowed_hosts(settings)),
         openapi_config=OpenAPIConfig(
             title="CRM API",
@@ -108,6 +119,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             description="Customers, audit trail, imports and exports. "
             "Authenticate with `Authorization: Bearer <token>`.",
+            components=Components(
+                security_schemes={
+                    BEARER_SCHEME: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="<id>|<secret>",
+                        description="A personal access token from POST /api/v1/auth/tokens.",
+                    )
+                }
+            ),
         ),
         csrf_config=csrf_config(settings),
         compression_config=CompressionConfig(backend="gzip", minimum_size=500),
@@ -116,6 +137,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={
             LoginRequired: errors.handle_auth_required,
             VerificationRequired: errors.handle_auth_required,
+            ValidationFailed: errors.handle_validation_failed,
+            ClientException: errors.handle_client_error,
             HTTPException: errors.handle_http_exception,
             Exception: errors.handle_unexpected,
         },
@@ -129,6 +152,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "jobs": job_runner,
                 "assets": assets,
                 "throttle": Throttle(stores.get("rate_limit")),
+                # Bound once: cached (per-user version keys in the "cache" store) or plain.
+                "customer_repository": build_customer_repository(settings, stores),
                 "templates_dir": TEMPLATES_DIR,
             }
         ),
@@ -137,10 +162,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     jinja.globals["static_url"] = assets.url
     jinja.globals["app_name"] = "CRM"
     jinja.globals["get_flashes"] = pop_flashes
-    jinja.globals["has_route"] = lambda name: app.get_handler_index_by_name(name) is not None
+    jinja.globals["current_account"] = signed_in_account
     # Outermost layers wrap even routing errors (404) and static files.
     app.asgi_handler = RequestContextMiddleware(
-        SecurityHeadersMiddleware(app.asgi_handler, security_headers(settings))
+        SecurityHeadersMiddleware(app.asgi_handler, security_headers(settings)),
+        secret_prefixes=SECRET_LINK_PREFIXES,
     )
     return app
 

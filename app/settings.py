@@ -78,6 +78,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    cache_enabled: bool = True
 
     # Derived views: the seams ask these instead of re-parsing URLs.
     @property
@@ -156,6 +157,7 @@ class Settings:
             host=get("HOST") or "127.0.0.1",
             port=port,
             log_level=log_level,
+            cache_enabled=_flag("CACHE_ENABLED", get("CACHE_ENABLED") or "true"),
         )
 
 

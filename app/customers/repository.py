@@ -1,0 +1,441 @@
+"""The only place that queries customers. Every method takes the owning user_id first.
+
+Lists use keyset pagination: a page continues after (or, going back, before) the sort
+value and id of the row at its edge, so page 40,000 costs what page 1 costs. The
+cursor is opaque to clients: base64url (no padding) of JSON
+``{"s": sort, "d": "next" | "prev", "k": [sort value, id]}``; dates travel as ISO 8601,
+relevance as a float.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, Protocol
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.querystring import QueryString
+
+from app.customers import search
+from app.customers.models import (
+    COUNT_CAP,
+    DEFAULT_SORT,
+    CountResult,
+    Customer,
+    CustomerInput,
+    ListItem,
+    ListQuery,
+    Page,
+)
+from app.customers.tables import Customer as CustomerTable
+from app.lib.db import is_unique_violation
+
+SLUG_KEY = "customers_user_id_slug_key"
+EMAIL_KEY = "customers_user_id_email_normalized_key"
+
+COLUMNS = (
+    "id",
+    "user_id",
+    "slug",
+    "name",
+    "email",
+    "phone",
+    "organization",
+    "job_title",
+    "notes",
+    "created_at",
+    "updated_at",
+)
+_SELECT_COLUMNS = ", ".join(f"c.{name}" for name in COLUMNS)
+_TABLE_COLUMNS = tuple(CustomerTable._meta.get_column_by_name(name) for name in COLUMNS)
+# sort name -> (column of the customers row, ascending)
+_SORTS = {
+    "name": ("name", True),
+    "-name": ("name", False),
+    "created": ("created_at", True),
+    "-created": ("created_at", False),
+    "updated": ("updated_at", True),
+    "-updated": ("updated_at", False),
+    "relevance": ("rank", False),
+}
+
+
+class SlugTaken(Exception):
+    """The (user_id, slug) key is taken: pick the next suffix and try again."""
+
+
+class EmailTaken(Exception):
+    """The (user_id, email_normalized) key is taken."""
+
+
+class InvalidCursor(ValueError):
+    """A cursor that this code did not make, or one made for another sort."""
+
+
+def _unique_key(error: BaseException) -> str | None:
+    """Which unique key a violation is about. PostgreSQL names the index (constraint_name);
+    SQLite names the columns ("UNIQUE constraint failed: customers.user_id, customers.slug")."""
+    if not is_unique_violation(error):
+        return None
+    text = f"{getattr(error, 'constraint_name', '') or ''} {error}"
+    if SLUG_KEY in text or "customers.slug" in text:
+        return "slug"
+    if EMAIL_KEY in text or "customers.email_normalized" in text:
+        return "email"
+    return None
+
+
+def _as_datetime(value: Any) -> datetime:
+    # SQLite hands back text where it cannot see the column's declared type (subqueries).
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def customer_from_row(row: dict[str, Any]) -> Customer:
+    return Customer(
+        id=int(row["id"]),
+        user_id=int(row["user_id"]),
+        slug=row["slug"],
+        name=row["name"],
+        email=row["email"],
+        phone=row["phone"] or "",
+        organization=row["organization"] or "",
+        job_title=row["job_title"] or "",
+        notes=row["notes"] or "",
+        created_at=_as_datetime(row["created_at"]),
+        updated_at=_as_datetime(row["updated_at"]),
+    )
+
+
+@dataclass(frozen=True)
+class Cursor:
+    sort: str
+    forward: bool  # False: the rows before `value, id` (the Previous link)
+    value: Any
+    id: int
+
+    def encode(self) -> str:
+        value = self.value.isoformat() if isinstance(self.value, datetime) else self.value
+        payload = {"s": self.sort, "d": "next" if self.forward else "prev", "k": [value, self.id]}
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str, sort: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            payload = json.loads(raw)
+            value, row_id = payload["k"]
+            direction = payload["d"]
+            cursor_sort = payload["s"]
+        except (binascii.Error, ValueError, KeyError, TypeError) as error:
+            raise InvalidCursor("this page link is not valid") from error
+        if cursor_sort != sort or direction not in ("next", "prev") or type(row_id) is not int:
+            raise InvalidCursor("this page link belongs to another sort order")
+        column, _ = _SORTS[sort]
+        try:
+            if column in ("created_at", "updated_at"):
+                value = _as_datetime(value)
+            elif column == "rank":
+                value = float(value)
+            elif not isinstance(value, str):
+                raise TypeError(value)
+        except (TypeError, ValueError) as error:
+            raise InvalidCursor("this page link is not valid") from error
+        return cls(sort=sort, forward=direction == "next", value=value, id=row_id)
+
+
+def effective_sort(query: ListQuery) -> str:
+    has_words = bool(search.search_words(query.q))
+    if query.sort is None:
+        return "relevance" if has_words else DEFAULT_SORT
+    if query.sort == "relevance" and not has_words:
+        return DEFAULT_SORT
+    return query.sort
+
+
+def _and(conditions: Sequence[QueryString]) -> QueryString:
+    return QueryString(" AND ".join("{}" for _ in conditions), *conditions)
+
+
+class CustomerRepository(Protocol):
+    """Storage of customers. Implemented by PiccoloCustomerRepository and decorated by
+    CachedCustomerRepository; the service only knows this."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        """A write transaction. Piccolo queries in the same task join it."""
+        ...
+
+    async def insert(
+        self, user_id: int, slug: str, data: CustomerInput, email_normalized: str
+    ) -> Customer: ...
+    async def update(self, user_id: int, slug: str, values: dict[str, str]) -> Customer | None: ...
+    async def delete(self, user_id: int, slug: str) -> list[Customer]: ...
+    async def delete_many(self, user_id: int, slugs: Sequence[str]) -> list[Customer]: ...
+    async def get_by_slug(self, user_id: int, slug: str) -> Customer | None: ...
+    async def get_for_update(self, user_id: int, slug: str) -> Customer | None: ...
+    async def get_by_email_normalized(
+        self, user_id: int, email_normalized: str
+    ) -> Customer | None: ...
+    async def slugs_starting_with(self, user_id: int, base: str) -> list[str]: ...
+    async def list_page(
+        self, user_id: int, query: ListQuery, count_cap: int = COUNT_CAP
+    ) -> Page: ...
+    async def count(self, user_id: int, query: ListQuery, cap: int = COUNT_CAP) -> CountResult: ...
+    async def organizations(self, user_id: int) -> list[str]: ...
+
+
+class PiccoloCustomerRepository:
+    @property
+    def engine(self) -> Engine:
+        return CustomerTable._meta.db
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        engine = self.engine
+        if isinstance(engine, SQLiteEngine):
+            # One writer at a time: take the write lock at BEGIN, so concurrent writers
+            # queue on the busy timeout instead of failing with "database is locked".
+            return engine.transaction(transaction_type=TransactionType.immediate)
+        return engine.transaction()
+
+    # --- writes -------------------------------------------------------------------
+
+    async def insert(
+        self, user_id: int, slug: str, data: CustomerInput, email_normalized: str
+    ) -> Customer:
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {
+            **data.values(),
+            "user_id": user_id,
+            "slug": slug,
+            "email_normalized": email_normalized,
+            "created_at": now,
+            "updated_at": now,
+        }
+        row = CustomerTable(**values)
+        try:
+            rows = await CustomerTable.insert(row).returning(*_TABLE_COLUMNS)
+        except Exception as error:
+            key = _unique_key(error)
+            if key == "slug":
+                raise SlugTaken(slug) from error
+            if key == "email":
+                raise EmailTaken(email_normalized) from error
+            raise
+        return customer_from_row(rows[0])
+
+    async def update(self, user_id: int, slug: str, values: dict[str, str]) -> Customer | None:
+        changes: dict[Any, Any] = {
+            CustomerTable._meta.get_column_by_name(name): value for name, value in values.items()
+        }
+        changes[CustomerTable.updated_at] = datetime.now(UTC)
+        try:
+            rows = (
+                await CustomerTable.update(changes)
+                .where((CustomerTable.user_id == user_id) & (CustomerTable.slug == slug))
+                .returning(*_TABLE_COLUMNS)
+            )
+        except Exception as error:
+            if _unique_key(error) == "email":
+                raise EmailTaken(values.get("email_normalized", "")) from error
+            raise
+        return customer_from_row(rows[0]) if rows else None
+
+    async def delete(self, user_id: int, slug: str) -> list[Customer]:
+        return await self.delete_many(user_id, [slug])
+
+    async def delete_many(self, user_id: int, slugs: Sequence[str]) -> list[Customer]:
+        if not slugs:
+            return []
+        rows = (
+            await CustomerTable.delete()
+            .where((CustomerTable.user_id == user_id) & CustomerTable.slug.is_in(list(slugs)))
+            .returning(*_TABLE_COLUMNS)
+        )
+        return [customer_from_row(row) for row in rows]
+
+    # --- single rows -----------------------------------------------------------------
+
+    async def _one(self, user_id: int, column: Any, value: str) -> Customer | None:
+        row = (
+            await CustomerTable.select(*_TABLE_COLUMNS)
+            .where((CustomerTable.user_id == user_id) & (column == value))
+            .first()
+        )
+        return customer_from_row(row) if row else None
+
+    async def get_by_slug(self, user_id: int, slug: str) -> Customer | None:
+        return await self._one(user_id, CustomerTable.slug, slug)
+
+    async def get_for_update(self, user_id: int, slug: str) -> Customer | None:
+        """The row as it is now, locked until the transaction ends (PostgreSQL; SQLite's
+        IMMEDIATE transaction already holds the database's one write lock)."""
+        query = CustomerTable.select(*_TABLE_COLUMNS).where(
+            (CustomerTable.user_id == user_id) & (CustomerTable.slug == slug)
+        )
+        if isinstance(self.engine, PostgresEngine):
+            query = query.lock_rows()
+        row = await query.first()
+        return customer_from_row(row) if row else None
+
+    async def get_by_email_normalized(self, user_id: int, email_normalized: str) -> Customer | None:
+        return await self._one(user_id, CustomerTable.email_normalized, email_normalized)
+
+    async def slugs_starting_with(self, user_id: int, base: str) -> list[str]:
+        # Slugs are [a-z0-9-], so `base` holds no LIKE wildcard.
+        rows = await CustomerTable.select(CustomerTable.slug).where(
+            (CustomerTable.user_id == user_id) & CustomerTable.slug.like(base + "%")
+        )
+        return [row["slug"] for row in rows]
+
+    # --- lists -------------------------------------------------------------------------
+
+    def _source_and_filters(
+        self, user_id: int, query: ListQuery
+    ) -> tuple[QueryString, list[QueryString], search.SearchSql | None]:
+        words = search.search_words(query.q)
+        found = search.search_sql(self.engine, words) if words else None
+        conditions = [QueryString("c.user_id = {}", user_id)]
+        if found:
+            conditions.append(found.condition)
+        if query.organization:
+            conditions.append(QueryString("c.organization = {}", query.organization))
+        if query.created_from:
+            start = datetime.combine(query.created_from, time.min, tzinfo=UTC)
+            conditions.append(QueryString("c.created_at >= {}", start))
+        if query.created_to:
+            end = datetime.combine(query.created_to + timedelta(days=1), time.min, tzinfo=UTC)
+            conditions.append(QueryString("c.created_at < {}", end))
+        source = found.source if found else search.PLAIN_SOURCE
+        return source, conditions, found
+
+    async def list_page(self, user_id: int, query: ListQuery, count_cap: int = COUNT_CAP) -> Page:
+        sort = effective_sort(query)
+        cursor = Cursor.decode(query.cursor, sort) if query.cursor else None
+        forward = cursor.forward if cursor else True
+        column, ascending = _SORTS[sort]
+        source, conditions, found = self._source_and_filters(user_id, query)
+        # Going back we read the rows before the cursor nearest first, then flip them.
+        read_ascending = ascending == forward
+        direction = "ASC" if read_ascending else "DESC"
+        comparison = ">" if read_ascending else "<"
+        fetch = query.limit + 1  # one more tells whether there is a page beyond
+
+        # Only constants are formatted into these strings (column names from _SORTS, ASC or
+        # DESC); every value travels as a parameter.
+        if found is not None and sort == "relevance":
+            # The rank only exists per row of the search: compute it in a subquery and
+            # page on (rank, id) outside it.
+            inner = QueryString(
+                f"SELECT {_SELECT_COLUMNS}, {{}} AS rank FROM {{}} WHERE {{}}",  # noqa: S608
+                found.rank,
+                source,
+                _and(conditions),
+            )
+            after = (
+                QueryString(f"WHERE (rank, id) {comparison} ({{}}, {{}})", cursor.value, cursor.id)
+                if cursor
+                else QueryString("")
+            )
+            sql = QueryString(
+                f"SELECT * FROM ({{}}) AS hits {{}} ORDER BY rank {direction}, id {direction} "  # noqa: S608
+                "LIMIT {}",
+                inner,
+                after,
+                fetch,
+            )
+        else:
+            if cursor:
+                conditions.append(
+                    QueryString(
+                        f"(c.{column}, c.id) {comparison} ({{}}, {{}})", cursor.value, cursor.id
+                    )
+                )
+            sql = QueryString(
+                f"SELECT {_SELECT_COLUMNS} FROM {{}} WHERE {{}} "  # noqa: S608
+                f"ORDER BY c.{column} {direction}, c.id {direction} LIMIT {{}}",
+                source,
+                _and(conditions),
+                fetch,
+            )
+        rows = await CustomerTable.raw("{}", sql)
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        if not forward:
+            rows.reverse()
+
+        words = search.search_words(query.q)
+        items = [
+            ListItem(
+                customer=customer_from_row(row),
+                snippet=search.snippet(row["notes"] or "", words) if words else None,
+                rank=float(row["rank"]) if "rank" in row else None,
+            )
+            for row in rows
+        ]
+
+        def edge(item: ListItem, forward: bool) -> str:
+            value = item.rank if column == "rank" else getattr(item.customer, column)
+            return Cursor(sort, forward, value, item.customer.id).encode()
+
+        has_next = more if forward else cursor is not None
+        has_prev = cursor is not None if forward else more
+        counted = await self.count(user_id, query, count_cap)
+        return Page(
+            items=items,
+            next_cursor=edge(items[-1], True) if items and has_next else None,
+            prev_cursor=edge(items[0], False) if items and has_prev else None,
+            count=counted.value,
+            count_capped=counted.capped,
+            sort=sort,
+        )
+
+    async def count(self, user_id: int, query: ListQuery, cap: int = COUNT_CAP) -> CountResult:
+        """Exact up to ``cap``; beyond it, ``cap`` and capped=True. The LIMIT inside keeps
+        a count over a million matches as cheap as one over ``cap``."""
+        source, conditions, _ = self._source_and_filters(user_id, query)
+        sql = QueryString(
+            "SELECT count(*) AS n FROM (SELECT 1 AS one FROM {} WHERE {} LIMIT {}) AS capped",
+            source,
+            _and(conditions),
+            cap + 1,
+        )
+        rows = await CustomerTable.raw("{}", sql)
+        found = int(rows[0]["n"])
+        return CountResult(value=min(found, cap), capped=found > cap)
+
+    async def organizations(self, user_id: int) -> list[str]:
+        """The user's distinct non-empty organizations, sorted.
+
+        A loose index scan over (user_id, organization): one index probe per distinct
+        value, instead of reading every customer of a large book.
+        """
+        sql = QueryString(
+            """
+            WITH RECURSIVE orgs(organization) AS (
+                SELECT min(organization) FROM customers
+                WHERE user_id = {} AND organization > ''
+                UNION ALL
+                SELECT (
+                    SELECT min(c.organization) FROM customers AS c
+                    WHERE c.user_id = {} AND c.organization > orgs.organization
+                )
+                FROM orgs WHERE orgs.organization IS NOT NULL
+            )
+            SELECT organization FROM orgs WHERE organization IS NOT NULL
+            """,
+            user_id,
+            user_id,
+        )
+        rows = await CustomerTable.raw("{}", sql)
+        return [row["organization"] for row in rows]

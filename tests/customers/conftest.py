@@ -1,0 +1,211 @@
+"""Customers on both profiles: the profile's database bound to the tables, people to own
+customers, the profile's cache store, and a way to count the database queries made."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
+from piccolo.engine.base import Engine
+
+from app.accounts.tables import User
+from app.customers.cached import CachedCustomerRepository
+from app.customers.models import CustomerChange
+from app.customers.repository import PiccoloCustomerRepository
+from app.customers.service import CustomerService
+from app.customers.tables import Customer as CustomerTable
+from app.lib.db import bind_tables, build_engine, close_database, open_database
+from app.settings import Settings
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[Engine]:
+    """The profile's database, bound to every table as the app's lifespan binds it.
+
+    PostgreSQL is one database for the whole run: each test makes its own users, and
+    every query is scoped by user, so tests do not see each other's rows.
+    """
+    engine = build_engine(settings)
+    bind_tables(engine)
+    await open_database(engine, settings.database_pool_size)
+    try:
+        yield engine
+    finally:
+        await close_database(engine)
+
+
+@pytest.fixture
+def make_user(engine: Engine) -> Callable[..., Any]:
+    async def make(name: str = "Owner") -> int:
+        rows = await User.insert(
+            User(name=name, email=f"{uuid.uuid4().hex}@people.test", password_hash="-")
+        ).returning(User.id)
+        return int(rows[0]["id"])
+
+    return make
+
+
+@pytest.fixture
+async def user_id(make_user: Callable[..., Any]) -> int:
+    return int(await make_user())
+
+
+@pytest.fixture
+async def other_user_id(make_user: Callable[..., Any]) -> int:
+    return int(await make_user("Someone else"))
+
+
+@dataclass
+class EventLog:
+    """An emit callable that records what the service announces."""
+
+    events: list[tuple[str, CustomerChange]] = field(default_factory=list)
+
+    def __call__(self, event: str, change: CustomerChange) -> None:
+        self.events.append((event, change))
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
+
+
+@pytest.fixture
+def emitted() -> EventLog:
+    return EventLog()
+
+
+@pytest.fixture
+def repository(engine: Engine) -> PiccoloCustomerRepository:
+    return PiccoloCustomerRepository()
+
+
+@pytest.fixture
+def service(repository: PiccoloCustomerRepository, emitted: EventLog) -> CustomerService:
+    return CustomerService(repository, emit=emitted)
+
+
+def _redis_store(settings: Settings, namespace: str) -> RedisStore:
+    assert settings.redis_url
+    return RedisStore.with_client(url=settings.redis_url, namespace=namespace).with_namespace(
+        "cache"
+    )
+
+
+@pytest.fixture
+async def cache_stores(settings: Settings) -> AsyncIterator[tuple[Store, Store]]:
+    """Two handles on one cache, as two processes of the profile would hold it: two Redis
+    clients on the same keys (full stack), or the one MemoryStore (embedded).
+
+    Each test gets a namespace of its own on the shared Redis: user ids restart with
+    every test database, and a page cached by an earlier run must not be found.
+    """
+    if not settings.redis_url:
+        store = MemoryStore()
+        yield store, store
+        return
+    namespace = f"crm-test-{uuid.uuid4().hex[:12]}"
+    first, second = _redis_store(settings, namespace), _redis_store(settings, namespace)
+    try:
+        yield first, second
+    finally:
+        await first.delete_all()
+        await first._redis.aclose()
+        await second._redis.aclose()
+
+
+@pytest.fixture
+def cache_store(cache_stores: tuple[Store, Store]) -> Store:
+    return cache_stores[0]
+
+
+@pytest.fixture
+def cached_repository(
+    repository: PiccoloCustomerRepository, cache_store: Store
+) -> CachedCustomerRepository:
+    return CachedCustomerRepository(repository, cache_store, ttl=60)
+
+
+@dataclass
+class QueryCount:
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def counting_queries(engine: Engine) -> Iterator[QueryCount]:
+    """Count every statement Piccolo sends to ``engine``.
+
+    Every Piccolo query, raw ones included, in a transaction or not, ends in
+    ``engine.run_querystring`` (``run_ddl`` for DDL); engines have __slots__, so the
+    methods are wrapped on the class, counting only calls on this engine.
+    """
+    counted = QueryCount()
+    engine_class = type(engine)
+    originals = {name: getattr(engine_class, name) for name in ("run_querystring", "run_ddl")}
+
+    def wrap(name: str) -> Any:
+        original = originals[name]
+
+        async def run(self: Engine, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if self is engine:
+                counted.statements.append(str(query))
+            return await original(self, query, *args, **kwargs)
+
+        return run
+
+    for name in originals:
+        setattr(engine_class, name, wrap(name))
+    try:
+        yield counted
+    finally:
+        for name, original in originals.items():
+            setattr(engine_class, name, original)
+
+
+@pytest.fixture
+def queries(engine: Engine) -> Callable[[], Any]:
+    return lambda: counting_queries(engine)
+
+
+BASE_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def seed(engine: Engine) -> Callable[..., Any]:
+    """Insert rows straight into the table (test data, not a service call), with the
+    timestamps given, in one statement. Each row: a dict of column values."""
+
+    async def insert(user_id: int, rows: list[dict[str, Any]]) -> list[int]:
+        objects = []
+        for number, row in enumerate(rows):
+            email = row.get("email", f"{uuid.uuid4().hex[:10]}@seed.test")
+            created = row.get("created_at", BASE_TIME + timedelta(minutes=number))
+            values = {
+                "user_id": user_id,
+                "name": row.get("name", f"Customer {number}"),
+                "email": email,
+                "email_normalized": email.strip().lower(),
+                "slug": row.get("slug", f"seed-{uuid.uuid4().hex[:12]}"),
+                "phone": row.get("phone", ""),
+                "organization": row.get("organization", ""),
+                "job_title": row.get("job_title", ""),
+                "notes": row.get("notes", ""),
+                "created_at": created,
+                "updated_at": row.get("updated_at", created),
+            }
+            objects.append(CustomerTable(**values))
+        inserted = await CustomerTable.insert(*objects).returning(CustomerTable.id)
+        return [int(row["id"]) for row in inserted]
+
+    return insert
