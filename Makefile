@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve migrate worker test lint format bench clean
+.PHONY: help install run serve migrate worker test lint format bench clean audit-verify
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,13 @@ worker: install ## Run a SAQ worker (full stack: REDIS_URL must be set)
 
 test: install ## Install test dependencies and run the whole test suite
 	$(BIN)/pytest
+
+bench: install ## Benchmarks against PostgreSQL (BENCH_QUICK=1: 10,000 rows; see tests/perf/README.md)
+	$(BIN)/pytest tests/perf -m perf -s
+
+audit-verify: install ## Check a user's audit hash chain: make audit-verify USER=email-or-id
+	@test "$(origin USER)" = "command line" || { echo "usage: make audit-verify USER=email-or-id"; exit 2; }
+	$(BIN)/crm audit-verify --user "$(USER)"
 
 lint: install ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff check .

@@ -1,10 +1,13 @@
-"""How the app gets its CustomerService: the repository is bound once at start-up."""
+"""How the app gets its CustomerService: the repository is bound once at start-up, and
+every write through the service is audited with the request's actor, IP and id."""
 
 from __future__ import annotations
 
-from litestar import Request
+from litestar import Litestar, Request
 from litestar.stores.registry import StoreRegistry
 
+from app.audit.context import AuditContext
+from app.audit.service import AuditService
 from app.customers.cached import DEFAULT_TTL, CachedCustomerRepository
 from app.customers.repository import CustomerRepository, PiccoloCustomerRepository
 from app.customers.service import CustomerService
@@ -22,12 +25,22 @@ def build_customer_repository(settings: Settings, stores: StoreRegistry) -> Cust
     return CachedCustomerRepository(repository, stores.get("cache"), ttl=CACHE_TTL)
 
 
-def provide_customer_service(request: Request) -> CustomerService:
-    state = request.app.state
+def customer_repository_of(app: Litestar) -> CustomerRepository:
+    """The repository bound at start-up (built on first use when the state lacks it)."""
+    state = app.state
     repository: CustomerRepository | None = state.get("customer_repository")
     if repository is None:
-        repository = build_customer_repository(state.settings, request.app.stores)
+        repository = build_customer_repository(state.settings, app.stores)
         state.customer_repository = repository
-    # The audit issue passes on_write= here: a hook that writes the audit entry (actor,
-    # ip and request id from this request) in the same transaction as the change.
-    return CustomerService(repository, emit=request.app.emit)
+    return repository
+
+
+def provide_customer_service(request: Request) -> CustomerService:
+    # The audit hooks write each change's entry (actor, client IP, user agent, request
+    # id of this request) in the same transaction as the change.
+    audit = AuditService(
+        storage=request.app.state.get("storage"),
+        customers=customer_repository_of(request.app),
+        emit=request.app.emit,
+    )
+    return audit.customer_service(AuditContext.from_connection(request))

@@ -333,11 +333,13 @@ class PiccoloCustomerRepository:
 
         # Only constants are formatted into these strings (column names from _SORTS, ASC or
         # DESC); every value travels as a parameter.
+        matched: int | None = None  # counted by the page's own query (None: no rows came)
         if found is not None and sort == "relevance":
-            # The rank only exists per row of the search: compute it in a subquery and
-            # page on (rank, id) outside it.
-            inner = QueryString(
-                f"SELECT {_SELECT_COLUMNS}, {{}} AS rank FROM {{}} WHERE {{}}",  # noqa: S608
+            # Ranking reads every hit (its rank needs the row), so the same pass counts
+            # them: one scan of the matches instead of a second one for the count. The
+            # hits are materialized narrow (id, rank); only the page's rows are joined back.
+            hits = QueryString(
+                "SELECT c.id AS id, {} AS rank FROM {} WHERE {}",
                 found.rank,
                 source,
                 _and(conditions),
@@ -348,9 +350,14 @@ class PiccoloCustomerRepository:
                 else QueryString("")
             )
             sql = QueryString(
-                f"SELECT * FROM ({{}}) AS hits {{}} ORDER BY rank {direction}, id {direction} "  # noqa: S608
-                "LIMIT {}",
-                inner,
+                "WITH hits AS ({}) "  # noqa: S608
+                f"SELECT {_SELECT_COLUMNS}, top.rank AS rank, "
+                "(SELECT count(*) FROM hits) AS matched "
+                "FROM (SELECT id, rank FROM hits {} "
+                f"ORDER BY rank {direction}, id {direction} LIMIT {{}}) AS top "
+                f"JOIN customers AS c ON c.id = top.id "
+                f"ORDER BY top.rank {direction}, top.id {direction}",
+                hits,
                 after,
                 fetch,
             )
@@ -361,14 +368,19 @@ class PiccoloCustomerRepository:
                         f"(c.{column}, c.id) {comparison} ({{}}, {{}})", cursor.value, cursor.id
                     )
                 )
+            # The capped count rides along as a scalar subquery (evaluated once): a page is
+            # one round trip to the database.
             sql = QueryString(
-                f"SELECT {_SELECT_COLUMNS} FROM {{}} WHERE {{}} "  # noqa: S608
+                f"SELECT {_SELECT_COLUMNS}, ({{}}) AS matched FROM {{}} WHERE {{}} "  # noqa: S608
                 f"ORDER BY c.{column} {direction}, c.id {direction} LIMIT {{}}",
+                self._count_sql(user_id, query, count_cap),
                 source,
                 _and(conditions),
                 fetch,
             )
         rows = await CustomerTable.raw("{}", sql)
+        if rows:
+            matched = int(rows[0]["matched"])
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         if not forward:
@@ -390,7 +402,11 @@ class PiccoloCustomerRepository:
 
         has_next = more if forward else cursor is not None
         has_prev = cursor is not None if forward else more
-        counted = await self.count(user_id, query, count_cap)
+        if matched is None:
+            # An empty page (no match, or a cursor past the end) carries no count.
+            counted = await self.count(user_id, query, count_cap)
+        else:
+            counted = CountResult(value=min(matched, count_cap), capped=matched > count_cap)
         return Page(
             items=items,
             next_cursor=edge(items[-1], True) if items and has_next else None,
@@ -400,17 +416,20 @@ class PiccoloCustomerRepository:
             sort=sort,
         )
 
-    async def count(self, user_id: int, query: ListQuery, cap: int = COUNT_CAP) -> CountResult:
-        """Exact up to ``cap``; beyond it, ``cap`` and capped=True. The LIMIT inside keeps
-        a count over a million matches as cheap as one over ``cap``."""
+    def _count_sql(self, user_id: int, query: ListQuery, cap: int) -> QueryString:
+        """How many rows match the filters (not the cursor), counting no further than cap + 1."""
         source, conditions, _ = self._source_and_filters(user_id, query)
-        sql = QueryString(
+        return QueryString(
             "SELECT count(*) AS n FROM (SELECT 1 AS one FROM {} WHERE {} LIMIT {}) AS capped",
             source,
             _and(conditions),
             cap + 1,
         )
-        rows = await CustomerTable.raw("{}", sql)
+
+    async def count(self, user_id: int, query: ListQuery, cap: int = COUNT_CAP) -> CountResult:
+        """Exact up to ``cap``; beyond it, ``cap`` and capped=True. The LIMIT inside keeps
+        a count over a million matches as cheap as one over ``cap``."""
+        rows = await CustomerTable.raw("{}", self._count_sql(user_id, query, cap))
         found = int(rows[0]["n"])
         return CountResult(value=min(found, cap), capped=found > cap)
 

@@ -44,6 +44,8 @@ RULES: dict[str, tuple[str, int, bool]] = {
 }
 SLUG_BASE_MAX = 200  # the column holds 220: room for "-" and a long suffix
 DEFAULT_SLUG = "customer"
+# Slugs the browser pages use as paths of their own (/customers/new): never a customer's.
+RESERVED_SLUGS = ("new", "bulk-delete")
 # Each round of a same-name race lets at least one writer through, so this bounds how
 # many creates of one name may collide at the same instant, not how many may exist.
 MAX_SLUG_ATTEMPTS = 50
@@ -56,6 +58,10 @@ Emit = Callable[[str, CustomerChange], Awaitable[None] | None]
 # and the change. Whatever it writes commits or rolls back together with the customer;
 # if it raises, the write is undone and no event is emitted.
 OnWrite = Callable[[Any, CustomerChange], Awaitable[None]]
+# The same for a bulk write (delete_many): all of its changes in one call, so the audit
+# entries go in with one statement instead of one per row. Without it, on_write is
+# called once per change.
+OnWriteMany = Callable[[Any, Sequence[CustomerChange]], Awaitable[None]]
 
 
 class CustomerNotFound(LookupError):
@@ -111,10 +117,12 @@ class CustomerService:
         repository: CustomerRepository,
         emit: Emit,
         on_write: OnWrite | None = None,
+        on_write_many: OnWriteMany | None = None,
     ) -> None:
         self.repository = repository
         self._emit = emit
         self._on_write = on_write
+        self._on_write_many = on_write_many
 
     # --- reads -------------------------------------------------------------------------
 
@@ -159,7 +167,10 @@ class CustomerService:
                         raise _duplicate_email(duplicate)
                     taken = await self.repository.slugs_starting_with(user_id, base)
                     customer = await self.repository.insert(
-                        user_id, next_free_slug(base, taken), clean, email_normalized
+                        user_id,
+                        next_free_slug(base, [*taken, *RESERVED_SLUGS]),
+                        clean,
+                        email_normalized,
                     )
                     change = CustomerChange(
                         event=CREATED,
@@ -262,8 +273,7 @@ class CustomerService:
                 )
                 for customer in deleted
             ]
-            for change in changes:
-                await self._written(tx, change)
+            await self._written_many(tx, changes)
         for change in changes:
             await self._announce(change)
         return deleted
@@ -274,6 +284,16 @@ class CustomerService:
         """Inside the transaction: the audit issue's entry goes here (see OnWrite)."""
         if self._on_write is not None:
             await self._on_write(tx, change)
+
+    async def _written_many(self, tx: Any, changes: Sequence[CustomerChange]) -> None:
+        """Inside the transaction of a bulk write (see OnWriteMany)."""
+        if not changes:
+            return
+        if self._on_write_many is not None:
+            await self._on_write_many(tx, changes)
+            return
+        for change in changes:
+            await self._written(tx, change)
 
     async def _announce(self, change: CustomerChange) -> None:
         """After the commit: tell the listeners. The write stands whatever they do."""

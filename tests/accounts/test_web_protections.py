@@ -8,13 +8,16 @@ import asyncio
 import dataclasses
 import re
 import time
+import uuid
 
 import pytest
 from litestar import get
+from litestar.stores.redis import RedisStore
 from litestar.testing import AsyncTestClient
 
 from app.accounts.auth import verified_guard
 from app.accounts.web import LOGIN_FAILURES
+from app.lib.throttle import Throttle
 from app.main import create_app
 from tests.accounts.conftest import (
     SESSION_COOKIE,
@@ -268,6 +271,13 @@ async def test_session_and_csrf_cookies_are_httponly_lax_and_not_secure_over_htt
 async def test_over_https_cookies_are_secure_and_hsts_is_sent(settings):
     https = dataclasses.replace(settings, app_url="https://testserver.local")
     app = create_app(https)
+    limits = app.stores.get("rate_limit")
+    if isinstance(limits, RedisStore):
+        # As the app fixture does: the shared Redis keeps every run's registrations for
+        # an hour, and this test registers someone.
+        isolated = limits.with_namespace(uuid.uuid4().hex)
+        app.stores.register("rate_limit", isolated, allow_override=True)
+        app.state.throttle = Throttle(isolated)
     async with AsyncTestClient(app=app, base_url="https://testserver.local") as client:
         response = await client.get("/login")
         assert response.status_code == 200

@@ -209,3 +209,89 @@ def seed(engine: Engine) -> Callable[..., Any]:
         return [int(row["id"]) for row in inserted]
 
     return insert
+
+
+# --- the browser pages (tests/customers/test_web*.py) -----------------------------------
+
+from tests.accounts.conftest import (  # noqa: E402
+    Person,
+    html,
+    member,  # noqa: F401  (a fixture)
+    newcomer,  # noqa: F401  (a fixture)
+    register,
+    sign_out,
+    unique_email,
+)
+
+HX = {"HX-Request": "true"}
+
+
+def isolated_cache(app: Any) -> Any:
+    """Give ``app`` a cache namespace of its own on the shared Redis.
+
+    User ids restart with every run's database while the cache outlives the run: without
+    this, a new user could be served a page cached for the same id minutes earlier."""
+    from litestar.stores.redis import RedisStore as _RedisStore
+
+    from app.customers.dependencies import build_customer_repository
+
+    cache = app.stores.get("cache")
+    if isinstance(cache, _RedisStore):
+        app.stores.register("cache", cache.with_namespace(uuid.uuid4().hex), allow_override=True)
+        app.state.customer_repository = build_customer_repository(app.state.settings, app.stores)
+    return app
+
+
+def seed_customers(client: Any, email: str, rows: list[dict[str, str]]) -> list[Any]:
+    """Create customers for the account with this email through the app's own service,
+    on the app's event loop (where its database pool lives), as a person would one by one."""
+    from app.accounts.repository import PiccoloAccountRepository
+    from app.customers.models import CustomerInput
+
+    async def create() -> list[Any]:
+        account = await PiccoloAccountRepository().get_by_email(email)
+        assert account is not None, f"no account {email}"
+        service = CustomerService(client.app.state.customer_repository, emit=client.app.emit)
+        return [await service.create(account.id, CustomerInput(**row)) for row in rows]
+
+    return list(client.blocking_portal.call(create))
+
+
+def numbered(count: int, **values: str) -> list[dict[str, str]]:
+    """``count`` customers with distinct names and emails."""
+    return [
+        {"name": f"Person {n:03d}", "email": f"person{n:03d}-{uuid.uuid4().hex[:6]}@example.com"}
+        | values
+        for n in range(count)
+    ]
+
+
+async def become(client: Any, mailbox: Any, name: str) -> Person:
+    """Sign whoever is signed in out, then register someone new and confirm the address."""
+    page = html(await client.get("/"))
+    if page.select_one("nav form[action='/logout']") is not None:
+        await sign_out(client)
+    person = Person(name=name, email=unique_email(name.split()[0].lower()))
+    response = await register(client, person)
+    assert response.status_code == 303, response.text
+    response = await client.get(
+        mailbox.last_link(person.email, "/verify-email/"), follow_redirects=False
+    )
+    assert response.status_code == 303
+    return person
+
+
+def token_of(page: Any) -> str:
+    field = page.find("input", attrs={"name": "_csrf_token"})
+    assert field is not None, "no CSRF field on the page"
+    return str(field["value"])
+
+
+def fragment_roots(response: Any) -> list[Any]:
+    """The top-level elements of an htmx fragment (its <title> left out)."""
+    from bs4 import Tag
+
+    soup = html(response)
+    assert soup.find("html") is None, "a whole page, not a fragment"
+    assert soup.find("body") is None, "a whole page, not a fragment"
+    return [node for node in soup.contents if isinstance(node, Tag) and node.name != "title"]

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (see README.md here). Deselected from `make test`."""
