@@ -1,6 +1,7 @@
 """Audit entries and the index of archived entries in object storage."""
 
 from piccolo.columns import (
+    JSON,
     JSONB,
     BigInt,
     BigSerial,
@@ -32,6 +33,10 @@ class AuditLog(Table, tablename="audit_logs"):
     request_id = Varchar(length=64, null=True, default=None)
     import_id = BigInt(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    # The hash chain (app.audit.chain): sha256 hex of this entry's content, which
+    # includes prev_hash, the hash of the user's previous entry.
+    prev_hash = Varchar(length=64, default="")
+    hash = Varchar(length=64, default="")
 
 
 class AuditArchive(Table, tablename="audit_archives"):
@@ -43,3 +48,12 @@ class AuditArchive(Table, tablename="audit_archives"):
     entries = Integer()
     sha256 = Varchar(length=64)
     created_at = Timestamptz(default=TimestamptzNow())
+    # The ids of the first and last entry in the object, and the hash of the last one:
+    # where the chain continues, for the verifier and for the next entry once the
+    # database holds none of the user's entries.
+    first_id = BigInt(default=0)
+    last_id = BigInt(default=0)
+    last_hash = Varchar(length=64, default="")
+    # The customers with entries in the object (a JSON list), so a customer's history
+    # skips objects without them; null when there are too many to list (read it).
+    customer_ids = JSON(null=True, default=None)

@@ -7,6 +7,8 @@ shown on error pages so a person can quote it.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 import logging
 import re
@@ -108,6 +110,68 @@ class RequestContextMiddleware:
             )
 
 
-def client_ip(scope: Scope) -> str | None:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(trusted: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(network, strict=False) for network in trusted)
+
+
+def _address(text: str) -> Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "203.0.113.7:51234"
+        text = text.split(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def _trusted_of(scope: Scope) -> tuple[str, ...]:
+    app = scope.get("app")
+    settings = getattr(getattr(app, "state", None), "settings", None) if app else None
+    return tuple(getattr(settings, "trusted_proxies", ()) or ())
+
+
+def client_ip(scope: Scope, trusted_proxies: tuple[str, ...] | None = None) -> str | None:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the first
+    address in X-Forwarded-For (read from the right) that is not a trusted proxy.
+
+    ``trusted_proxies`` defaults to the app's TRUSTED_PROXIES setting. Anyone can send
+    X-Forwarded-For, so it is believed only as far as a chain of trusted proxies
+    vouches for it; a malformed entry stops the walk at the proxy that passed it on.
+    """
     client = scope.get("client")
-    return str(client[0]) if client else None
+    peer = str(client[0]) if client else None
+    trusted = _trusted_of(scope) if trusted_proxies is None else trusted_proxies
+    if peer is None or not trusted:
+        return peer
+    networks = _networks(tuple(trusted))
+
+    def is_trusted(address: Address) -> bool:
+        return any(address in network for network in networks)
+
+    current = _address(peer)
+    if current is None or not is_trusted(current):
+        return peer
+    hops = [
+        hop
+        for name, value in scope.get("headers", ())
+        if name == b"x-forwarded-for"
+        for hop in value.decode("latin-1").split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break
+        current = address
+        if not is_trusted(address):
+            break
+    return str(current)

@@ -32,13 +32,24 @@ EXPECTED_INDEXES = {
     "customers_user_id_updated_at_id_idx": ("customers", ("user_id", "updated_at", "id"), False),
     "customers_user_id_name_id_idx": ("customers", ("user_id", "name", "id"), False),
     "customers_user_id_organization_idx": ("customers", ("user_id", "organization"), False),
-    "audit_logs_user_id_created_at_idx": ("audit_logs", ("user_id", "created_at"), False),
-    "audit_logs_user_id_customer_id_created_at_idx": (
+    # Replaced in the audit migration by the same keys with the id (keyset pages).
+    "audit_logs_user_id_created_at_id_idx": (
         "audit_logs",
-        ("user_id", "customer_id", "created_at"),
+        ("user_id", "created_at", "id"),
         False,
     ),
+    "audit_logs_user_id_customer_id_created_at_id_idx": (
+        "audit_logs",
+        ("user_id", "customer_id", "created_at", "id"),
+        False,
+    ),
+    "audit_logs_user_id_id_idx": ("audit_logs", ("user_id", "id"), False),
     "audit_archives_user_id_first_at_idx": ("audit_archives", ("user_id", "first_at"), False),
+    "audit_archives_user_id_object_key_key": (
+        "audit_archives",
+        ("user_id", "object_key"),
+        True,
+    ),
     "transfers_user_id_created_at_idx": ("transfers", ("user_id", "created_at"), False),
     "transfers_status_expires_at_idx": ("transfers", ("status", "expires_at"), False),
 }
