@@ -128,6 +128,12 @@ _TYPE_WORDS = {
 }
 _EXPECTED = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`")
+# msgspec's words for a malformed date or time, and ours.
+_FORMATS = {
+    "Invalid RFC3339 encoded date": "Enter a date as YYYY-MM-DD.",
+    "Invalid RFC3339 encoded datetime": "Enter a date and time in ISO 8601, with a UTC offset.",
+}
 
 
 def _type_words(spec: str) -> str:
@@ -139,6 +145,10 @@ def _field_error(key: str, message: str) -> tuple[str, str]:
     field = BODY if key in ("data", "") else key
     if missing := _MISSING.match(message):
         return missing["field"], "This field is required."
+    if unknown := _UNKNOWN.match(message):
+        return unknown["field"], "This field is not known here, or it cannot be changed."
+    if message in _FORMATS:
+        return field, _FORMATS[message]
     if expected := _EXPECTED.match(message):
         return field, (
             f"Expected {_type_words(expected['expected'])}, got {_type_words(expected['got'])}."

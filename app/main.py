@@ -25,8 +25,13 @@ from app.accounts.auth import LoginRequired, SessionUserMiddleware, Verification
 from app.accounts.bearer import BEARER_SCHEME, RateLimitHeadersMiddleware
 from app.accounts.dependencies import provide_account_service, provide_throttle
 from app.accounts.web import SECRET_LINK_PREFIXES, account_route_handlers, signed_in_account
+from app.audit.api import audit_api_route_handlers
+from app.audit.dependencies import provide_audit_context, provide_audit_service
+from app.audit.web import audit_route_handlers
+from app.customers.api import customer_api_route_handlers
 from app.customers.dependencies import build_customer_repository, provide_customer_service
 from app.customers.events import customer_listeners
+from app.customers.web import customer_route_handlers
 from app.lib import db
 from app.lib.flash import pop_flashes
 from app.lib.jobs import build_job_runner
@@ -42,9 +47,11 @@ from app.lib.static import StaticAssets
 from app.lib.storage import build_storage, storage_route_handlers
 from app.lib.stores import build_store_registry, close_stores
 from app.lib.throttle import Throttle
+from app.lib.urls import UrlBuilder
 from app.lib.validation import ValidationFailed
 from app.settings import Settings
 from app.site import SiteController
+from app.transfers.api import import_api_route_handlers
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -69,6 +76,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from jobs.worker import job_context as make_job_context
 
     job_context = make_job_context(settings, engine=engine, storage=storage, mailer=mailer)
+    stores = build_store_registry(settings)
+    job_context["stores"] = stores  # jobs that write customers move the cache's version
     job_runner = build_job_runner(settings, JOBS, SCHEDULED, job_context)
 
     @asynccontextmanager
@@ -87,7 +96,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await db.close_database(engine)
             await close_stores(app.stores)
 
-    stores = build_store_registry(settings)
     template_config = TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine)
     session = session_config(settings)
 
@@ -95,9 +103,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             SiteController,
             *account_route_handlers,
+            *customer_route_handlers,
+            *audit_route_handlers,
             Router(
                 path="/api/v1",
-                route_handlers=api_route_handlers,
+                route_handlers=[
+                    *api_route_handlers,
+                    *customer_api_route_handlers,
+                    *audit_api_route_handlers,
+                    *import_api_route_handlers,
+                ],
                 middleware=[RateLimitHeadersMiddleware],
             ),
             *storage_route_handlers,
@@ -110,6 +125,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "accounts": Provide(provide_account_service, sync_to_thread=False),
             "throttle": Provide(provide_throttle, sync_to_thread=False),
             "customers": Provide(provide_customer_service, sync_to_thread=False),
+            "audit": Provide(provide_audit_service, sync_to_thread=False),
+            "audit_context": Provide(provide_audit_context, sync_to_thread=False),
         },
         listeners=customer_listeners,
         allowed_hosts=AllowedHostsConfig(allowed_hosts=allowed_hosts(settings)),
@@ -131,7 +148,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ),
         csrf_config=csrf_config(settings),
-        compression_config=CompressionConfig(backend="gzip", minimum_size=500),
+        compression_config=CompressionConfig(
+            backend="gzip", minimum_size=500, gzip_compress_level=5
+        ),
         stores=stores,
         plugins=[HTMXPlugin()],
         exception_handlers={
@@ -160,6 +179,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     jinja = app.template_engine.engine  # type: ignore[union-attr]
     jinja.globals["static_url"] = assets.url
+    jinja.globals["url_for"] = UrlBuilder(app)
     jinja.globals["app_name"] = "CRM"
     jinja.globals["get_flashes"] = pop_flashes
     jinja.globals["current_account"] = signed_in_account

@@ -7,6 +7,7 @@ object and hands the parts each seam needs. Every field is documented in README.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -40,6 +41,21 @@ def _int(name: str, raw: str, minimum: int = 0) -> int:
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, normalized ("10.0.0.1" -> "10.0.0.1/32")."""
+    networks = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"{name} must list IP addresses or networks like 10.0.0.0/8, got {part.strip()!r}"
+            ) from None
+    return tuple(networks)
 
 
 def _secret_key_from_var(var_dir: Path) -> str:
@@ -79,6 +95,12 @@ class Settings:
     port: int = 8000
     log_level: str = "INFO"
     cache_enabled: bool = True
+    # Addresses or networks (CIDR) of proxies whose X-Forwarded-For is believed.
+    trusted_proxies: tuple[str, ...] = ()
+    audit_archive_after_days: int = 90
+    audit_retention_days: int = 2555  # about 7 years; 0 keeps archives forever
+    import_max_bytes: int = 536_870_912  # 512 MB per uploaded file
+    import_chunk_rows: int = 5000  # rows per import transaction
 
     # Derived views: the seams ask these instead of re-parsing URLs.
     @property
@@ -136,6 +158,15 @@ class Settings:
         if s3_endpoint and not (get("S3_ACCESS_KEY") and get("S3_SECRET_KEY")):
             raise SettingsError("S3_ENDPOINT is set: S3_ACCESS_KEY and S3_SECRET_KEY are needed")
         port = _int("PORT", get("PORT") or "8000", minimum=1)
+        archive_after = _int(
+            "AUDIT_ARCHIVE_AFTER_DAYS", get("AUDIT_ARCHIVE_AFTER_DAYS") or "90", minimum=1
+        )
+        retention = _int("AUDIT_RETENTION_DAYS", get("AUDIT_RETENTION_DAYS") or "2555")
+        if 0 < retention < archive_after:
+            raise SettingsError(
+                "AUDIT_RETENTION_DAYS must be 0 (keep forever) or at least "
+                f"AUDIT_ARCHIVE_AFTER_DAYS ({archive_after}), got {retention}"
+            )
         return cls(
             secret_key=secret_key,
             database_url=database_url,
@@ -158,6 +189,15 @@ class Settings:
             port=port,
             log_level=log_level,
             cache_enabled=_flag("CACHE_ENABLED", get("CACHE_ENABLED") or "true"),
+            trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES") or ""),
+            audit_archive_after_days=archive_after,
+            audit_retention_days=retention,
+            import_max_bytes=_int(
+                "IMPORT_MAX_BYTES", get("IMPORT_MAX_BYTES") or "536870912", minimum=1
+            ),
+            import_chunk_rows=_int(
+                "IMPORT_CHUNK_ROWS", get("IMPORT_CHUNK_ROWS") or "5000", minimum=1
+            ),
         )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from app.lib.jobs import JobDefinition, ScheduledJob
+from jobs.audit import apply_audit_retention, archive_audit_logs
+from jobs.imports import IMPORT_RETRIES, import_customers
 from jobs.maintenance import purge_expired_files
 
 PURGE_EXPIRED_FILES = JobDefinition(
@@ -13,10 +15,50 @@ PURGE_EXPIRED_FILES = JobDefinition(
     retry_delay=30.0,
 )
 
+# A first run on a large table may move millions of entries: hours of timeout, a
+# heartbeat every few seconds while it works (at most every 10 s, see archive.py), and
+# retries that resume where the last attempt stopped (done days are gone from the table).
+ARCHIVE_AUDIT_LOGS = JobDefinition(
+    name="archive_audit_logs",
+    function=archive_audit_logs,
+    timeout=6 * 3600,
+    heartbeat=300,
+    retries=3,
+    retry_delay=60.0,
+    retry_backoff=1800.0,
+)
+APPLY_AUDIT_RETENTION = JobDefinition(
+    name="apply_audit_retention",
+    function=apply_audit_retention,
+    timeout=3 * 3600,
+    heartbeat=300,
+    retries=3,
+    retry_delay=60.0,
+    retry_backoff=1800.0,
+)
+
+# Imports of a million rows take minutes to hours: a timeout of hours, a heartbeat each
+# chunk (every few seconds), retries that resume from the transfer's checkpoint.
+IMPORT_CUSTOMERS = JobDefinition(
+    name="import_customers",
+    function=import_customers,
+    timeout=6 * 3600,
+    heartbeat=60,
+    retries=IMPORT_RETRIES,
+    retry_delay=5.0,
+    retry_backoff=300.0,
+)
+
 JOBS: list[JobDefinition] = [
+    IMPORT_CUSTOMERS,
     PURGE_EXPIRED_FILES,
+    ARCHIVE_AUDIT_LOGS,
+    APPLY_AUDIT_RETENTION,
 ]
 
 SCHEDULED: list[ScheduledJob] = [
     ScheduledJob(PURGE_EXPIRED_FILES, cron="*/15 * * * *"),
+    # Daily, in the quiet hours (UTC); retention after the archive run.
+    ScheduledJob(ARCHIVE_AUDIT_LOGS, cron="17 2 * * *"),
+    ScheduledJob(APPLY_AUDIT_RETENTION, cron="47 4 * * *"),
 ]

@@ -24,6 +24,8 @@ class TransferKind(StrEnum):
 
 
 class TransferStatus(StrEnum):
+    # Uploaded and described (format, suggested mapping), not started yet.
+    pending = "pending"
     queued = "queued"
     running = "running"
     completed = "completed"

@@ -1,0 +1,472 @@
+"""The import job's work: read the source from storage, map its rows, write them in chunks.
+
+Each chunk of ``IMPORT_CHUNK_ROWS`` rows is one transaction holding its customers (new ones
+inserted in bulk with slugs allocated in bulk; existing emails skipped, updated or merged
+with one read and one bulk UPDATE), their audit entries (``imported``, with the import id;
+old and new values for updated rows, so undo can restore them), and the checkpoint: the
+byte offset and line after the chunk's last row, and the counters. A worker killed at any
+moment resumes from the last committed checkpoint: every row is counted exactly once.
+
+On a resume the rows before the checkpoint are read again (parsed and mapped, never
+written): that rebuilds, exactly, the two things that depend on every row before it, the
+emails seen so far (a later duplicate in the file is an error naming the line of the
+first) and the rows of the error report. Nothing else has to be kept between attempts,
+and the rebuilt state cannot disagree with the file. It costs one parse of the part
+already done, only on a resume.
+
+The source is read from storage as a stream; parsing runs in a worker thread that pulls
+the chunks from the event loop (``_StreamReader``), so memory stays at one storage chunk,
+one chunk of rows and the set of emails seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from app.audit.context import AuditContext
+from app.audit.models import IMPORTED
+from app.audit.service import AuditService
+from app.customers.models import EDITABLE_FIELDS, Customer, CustomerChange
+from app.customers.service import CREATED, RESERVED_SLUGS, UPDATED, slug_base
+from app.lib.db import is_unique_violation
+from app.lib.storage import Storage
+from app.transfers.csv_reader import FileFormat, Row, guard_formula, iter_rows
+from app.transfers.errors import NO_ROWS_MESSAGE
+from app.transfers.mapping import MappedRow, Mapping, apply_mapping
+from app.transfers.repository import PiccoloTransferRepository, TransferRecord
+from app.transfers.tables import TransferKind, TransferStatus
+
+MAX_CHUNK_ATTEMPTS = 5  # a chunk meets a unique race (a slug or email taken meanwhile)
+_SUFFIXED = re.compile(r"(.+)-([0-9]+)")
+_FIELDS_BUT_EMAIL = [name for name in EDITABLE_FIELDS if name != "email"]
+
+Heartbeat = Callable[[], Awaitable[None]]
+# Tests inject crashes: called with (chunk number, stage) where stage is "written" (inside
+# the transaction, rows written, before the commit) or "committed" (after the commit).
+Fault = Callable[[int, str], None]
+# Moves the user's customer-cache version on after rows were written (see customers/cached).
+Invalidate = Callable[[int], Awaitable[None]]
+
+SKIP = "skip"
+UPDATE = "update"
+MERGE = "merge"
+POLICIES = (SKIP, UPDATE, MERGE)
+
+
+def source_key(user_id: int, transfer_id: int) -> str:
+    return f"imports/{user_id}/{transfer_id}/source.csv"
+
+
+def errors_key(user_id: int, transfer_id: int) -> str:
+    return f"imports/{user_id}/{transfer_id}/errors.csv"
+
+
+class _StreamReader:
+    """A blocking ``read(size)`` over an async chunk stream, for the parsing thread."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self._chunks = chunks
+        self._loop = loop
+        self._leftover = b""
+        self._eof = False
+
+    def seekable(self) -> bool:
+        return False
+
+    async def _next(self) -> bytes | None:
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
+
+    def read(self, size: int = -1) -> bytes:
+        parts = [self._leftover] if self._leftover else []
+        have = len(self._leftover)
+        self._leftover = b""
+        while not self._eof and (size < 0 or have < size):
+            chunk = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result()
+            if chunk is None:
+                self._eof = True
+            else:
+                parts.append(chunk)
+                have += len(chunk)
+        data = b"".join(parts)
+        if 0 <= size < len(data):
+            data, self._leftover = data[:size], data[size:]
+        return data
+
+
+def _take(rows: Iterator[Row], count: int) -> list[Row]:
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= count:
+            break
+    return batch
+
+
+class ErrorReport:
+    """errors.csv: line, reason, then the row's original values under the file's header.
+    Spooled: kept in memory while small, on a temporary file beyond that."""
+
+    def __init__(self, header: list[str]) -> None:
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+        self._text = io.TextIOWrapper(self.file, encoding="utf-8", newline="")
+        self._text.write("\ufeff")  # Excel reads UTF-8 with a BOM
+        self._writer = csv.writer(self._text)
+        self._writer.writerow(["line", "reason", *header])
+        self.rows = 0
+
+    def add(self, line: int, reason: str, values: list[str]) -> None:
+        self._writer.writerow([line, reason, *(guard_formula(value) for value in values)])
+        self.rows += 1
+
+    def finish(self) -> IO[bytes]:
+        self._text.flush()
+        self._text.detach()
+        self.file.seek(0)
+        return self.file
+
+
+@dataclass
+class Counts:
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    @property
+    def processed(self) -> int:
+        return self.created + self.updated + self.skipped + self.failed
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
+
+
+@dataclass
+class _Chunk:
+    good: list[tuple[int, MappedRow]] = field(default_factory=list)
+    errors: list[tuple[int, str, list[str]]] = field(default_factory=list)
+    last: Row | None = None
+
+
+def _slugs_for(names: list[str], taken: list[str]) -> list[str]:
+    """Slugs for new customers of these names, given the slugs taken: each name's base, or
+    base-N with N one above the highest taken (as ``next_free_slug`` does, in bulk)."""
+    bases = [slug_base(name) for name in names]
+    wanted = set(bases)
+    highest: dict[str, int] = dict.fromkeys(wanted, 0)
+    for slug in [*taken, *RESERVED_SLUGS]:
+        if slug in wanted:
+            highest[slug] = max(highest[slug], 1)
+        found = _SUFFIXED.fullmatch(slug)
+        if found is not None and found.group(1) in wanted:
+            highest[found.group(1)] = max(highest[found.group(1)], int(found.group(2)))
+    slugs = []
+    for base in bases:
+        number = highest[base]
+        slugs.append(base if number == 0 else f"{base}-{number + 1}")
+        highest[base] = number + 1
+    return slugs
+
+
+def _changes_for(policy: str, existing: Customer, row: MappedRow) -> dict[str, str]:
+    values = {name: getattr(row, name) for name in _FIELDS_BUT_EMAIL}
+    if policy == UPDATE:
+        return {n: v for n, v in values.items() if v and v != getattr(existing, n)}
+    if policy == MERGE:
+        return {n: v for n, v in values.items() if v and not getattr(existing, n)}
+    return {}
+
+
+class Importer:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        chunk_rows: int,
+        repository: PiccoloTransferRepository | None = None,
+        audit: AuditService | None = None,
+        fault: Fault | None = None,
+        invalidate: Invalidate | None = None,
+    ) -> None:
+        self.storage = storage
+        self._invalidate = invalidate
+        self.chunk_rows = max(1, chunk_rows)
+        self.repository = repository or PiccoloTransferRepository()
+        self.audit = audit or AuditService(storage=storage)
+        self._fault = fault
+
+    async def run(
+        self, user_id: int, transfer_id: int, *, heartbeat: Heartbeat | None = None
+    ) -> str:
+        """Import (or resume importing) the transfer; its final status."""
+        transfer = await self.repository.get(user_id, transfer_id, TransferKind.import_)
+        if transfer is None:
+            return "missing"
+        if transfer.status not in (TransferStatus.queued, TransferStatus.running):
+            return transfer.status  # done, cancelled before it started, or never started
+        now = datetime.now(UTC)
+        await self.repository.update(
+            user_id,
+            transfer_id,
+            {"status": TransferStatus.running, "started_at": transfer.started_at or now},
+            only_if_status=[TransferStatus.queued, TransferStatus.running],
+        )
+        fmt = FileFormat(**transfer.options["format"])
+        mapping = Mapping.from_dict(transfer.options["mapping"])
+        policy = transfer.options.get("on_duplicate", SKIP)
+        size = int(transfer.options.get("size") or 0)
+        checkpoint = transfer.checkpoint or {}
+        resume_offset = int(checkpoint.get("offset", 0))
+        counts = Counts(**{k: int(checkpoint.get(k, 0)) for k in Counts().as_dict()})
+        context = AuditContext.system(
+            actor_id=user_id, request_id=f"import:{transfer_id}", import_id=transfer_id
+        )
+
+        report = ErrorReport(fmt.header)
+        seen: dict[str, int] = {}
+        chunks = await self.storage.get(transfer.file_key or source_key(user_id, transfer_id))
+        reader = _StreamReader(chunks, asyncio.get_running_loop())
+        rows = iter_rows(reader, fmt)  # type: ignore[arg-type]
+        cancelled_at: int | None = None
+        number = int(checkpoint.get("chunks", 0))
+        try:
+            while True:
+                batch = await asyncio.to_thread(_take, rows, self.chunk_rows)
+                if not batch:
+                    break
+                chunk = _Chunk()
+                for row in batch:
+                    replay = row.byte_offset_after <= resume_offset
+                    error = self._check(mapping, row, seen, chunk if not replay else None)
+                    if replay:
+                        if error is not None:
+                            report.add(row.line, error, row.values)
+                        continue
+                    chunk.last = row
+                if heartbeat is not None:
+                    await heartbeat()
+                if chunk.last is None:
+                    continue  # every row of the batch was done before the resume point
+                current = await self.repository.get(user_id, transfer_id, TransferKind.import_)
+                if current is None or current.options.get("cancel_requested"):
+                    cancelled_at = next(
+                        row.line for row in batch if row.byte_offset_after > resume_offset
+                    )
+                    break
+                number += 1
+                await self._write_chunk(
+                    transfer, chunk, policy, counts, context, number, size, resume_offset
+                )
+                for line, error, values in chunk.errors:
+                    report.add(line, error, values)
+                if self._invalidate is not None:
+                    await self._invalidate(user_id)
+                if self._fault is not None:
+                    self._fault(number, "committed")
+        finally:
+            await chunks.aclose()
+        return await self._finish(transfer, counts, report, cancelled_at)
+
+    def _check(
+        self, mapping: Mapping, row: Row, seen: dict[str, int], chunk: _Chunk | None
+    ) -> str | None:
+        """The row's error (in words), or None; good rows go into ``chunk``."""
+        error = row.error
+        mapped = None
+        if error is None:
+            mapped = apply_mapping(mapping, row.values, line=row.line)
+            error = mapped.error
+        if error is None and mapped is not None:
+            first = seen.get(mapped.email_normalized)
+            if first is not None:
+                error = f'line {row.line}: email "{mapped.email}" is a duplicate of line {first}'
+            else:
+                seen[mapped.email_normalized] = row.line
+        if chunk is not None:
+            if error is not None:
+                chunk.errors.append((row.line, error, row.values))
+            elif mapped is not None:
+                chunk.good.append((row.line, mapped))
+        return error
+
+    async def _write_chunk(
+        self,
+        transfer: TransferRecord,
+        chunk: _Chunk,
+        policy: str,
+        counts: Counts,
+        context: AuditContext,
+        number: int,
+        size: int,
+        data_offset: int,
+    ) -> None:
+        assert chunk.last is not None
+        user_id = transfer.user_id
+        for attempt in range(1, MAX_CHUNK_ATTEMPTS + 1):
+            done = Counts(**counts.as_dict())
+            try:
+                async with self.repository.transaction():
+                    await self._write_rows(user_id, chunk, policy, done, context)
+                    done.failed += len(chunk.errors)
+                    offset = chunk.last.byte_offset_after
+                    estimate = done.processed
+                    if size and offset:
+                        estimate = max(done.processed, round(done.processed * size / offset))
+                    await self.repository.update(
+                        user_id,
+                        transfer.id,
+                        {
+                            **done.as_dict(),
+                            "processed_rows": done.processed,
+                            "total_rows": estimate,
+                            "checkpoint": {
+                                "offset": offset,
+                                "line": chunk.last.next_line,
+                                "chunks": number,
+                                **done.as_dict(),
+                            },
+                        },
+                    )
+                    if self._fault is not None:
+                        self._fault(number, "written")
+            except Exception as error:
+                if is_unique_violation(error) and attempt < MAX_CHUNK_ATTEMPTS:
+                    continue  # someone took a slug or an email meanwhile: read again
+                raise
+            for name, value in done.as_dict().items():
+                setattr(counts, name, value)
+            return
+
+    async def _write_rows(
+        self,
+        user_id: int,
+        chunk: _Chunk,
+        policy: str,
+        counts: Counts,
+        context: AuditContext,
+    ) -> None:
+        if not chunk.good:
+            return
+        now = datetime.now(UTC)
+        emails = [row.email_normalized for _line, row in chunk.good]
+        existing = await self.repository.customers_by_email(user_id, emails)
+        new = [row for _line, row in chunk.good if row.email_normalized not in existing]
+        changes: list[CustomerChange] = []
+        if new:
+            taken = await self.repository.slugs_with_bases(
+                user_id, sorted({slug_base(row.name) for row in new})
+            )
+            slugs = _slugs_for([row.name for row in new], taken)
+            inserted = await self.repository.insert_customers(
+                user_id,
+                [
+                    {
+                        "slug": slug,
+                        "email_normalized": row.email_normalized,
+                        **{name: getattr(row, name) for name in EDITABLE_FIELDS},
+                    }
+                    for slug, row in zip(slugs, new, strict=True)
+                ],
+                now,
+            )
+            counts.created += len(inserted)
+            changes += [
+                CustomerChange(
+                    event=CREATED,
+                    user_id=user_id,
+                    customer_id=customer.id,
+                    slug=customer.slug,
+                    label=customer.name,
+                    new_values=customer.editable_values(),
+                    after=customer,
+                )
+                for customer in inserted
+            ]
+        updates: list[tuple[int, dict[str, str]]] = []
+        diffs: dict[int, dict[str, str]] = {}
+        for _line, row in chunk.good:
+            before = existing.get(row.email_normalized)
+            if before is None:
+                continue
+            diff = _changes_for(policy, before, row)
+            if not diff:
+                counts.skipped += 1
+                continue
+            values = {name: getattr(before, name) for name in _FIELDS_BUT_EMAIL} | diff
+            updates.append((before.id, values))
+            diffs[before.id] = diff
+        if updates:
+            befores = {c.id: c for c in existing.values()}
+            for after in await self.repository.update_customers(user_id, updates, now):
+                before = befores[after.id]
+                diff = diffs[after.id]
+                counts.updated += 1
+                changes.append(
+                    CustomerChange(
+                        event=UPDATED,
+                        user_id=user_id,
+                        customer_id=after.id,
+                        slug=after.slug,
+                        label=after.name,
+                        old_values={n: getattr(before, n) for n in EDITABLE_FIELDS if n in diff},
+                        new_values={n: getattr(after, n) for n in EDITABLE_FIELDS if n in diff},
+                        before=before,
+                        after=after,
+                    )
+                )
+        if changes:
+            await self.audit.record_many(changes, context, event=IMPORTED)
+
+    async def _finish(
+        self,
+        transfer: TransferRecord,
+        counts: Counts,
+        report: ErrorReport,
+        cancelled_at: int | None,
+    ) -> str:
+        user_id = transfer.user_id
+        status = TransferStatus.completed
+        message = None
+        if cancelled_at is not None:
+            status = TransferStatus.cancelled
+            message = (
+                f"The import was cancelled: rows from line {cancelled_at} on were not imported; "
+                "the rows before it stay imported."
+            )
+            report.add(cancelled_at, message, [])
+        elif counts.processed == 0:
+            message = NO_ROWS_MESSAGE
+        elif counts.failed == counts.processed:
+            message = "No row could be imported: see the error report for the reason of each."
+        report_key = None
+        if report.rows:
+            report_key = errors_key(user_id, transfer.id)
+            await self.storage.put(report_key, report.finish(), "text/csv")
+        values: dict[str, Any] = {
+            "status": status,
+            "finished_at": datetime.now(UTC),
+            "total_rows": counts.processed,
+            "processed_rows": counts.processed,
+            **counts.as_dict(),
+            "error_report_key": report_key,
+            "error_message": message,
+        }
+        await self.repository.update(
+            user_id, transfer.id, values, only_if_status=[TransferStatus.running]
+        )
+        return status

@@ -1,0 +1,377 @@
+"""The only place that queries transfers, and the bulk customer queries an import makes.
+
+Every method takes the owning user_id first. The bulk queries are one statement per
+chunk of rows (under PostgreSQL's 32,767-parameter cap), never one per row:
+``customers_by_email`` and ``slugs_with_bases`` read what a chunk needs, ``insert_customers``
+is a multi-row INSERT ... RETURNING, ``update_customers`` one UPDATE ... FROM (VALUES ...)
+(PostgreSQL and SQLite 3.33+ alike; VALUES columns are column1, column2, ... in both).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from piccolo.engine.base import Engine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.querystring import QueryString
+
+from app.audit.models import AuditEntry
+from app.audit.repository import as_datetime, entry_from_row
+from app.customers.models import EDITABLE_FIELDS, Customer
+from app.customers.repository import COLUMNS as CUSTOMER_COLUMNS
+from app.customers.repository import customer_from_row
+from app.transfers.tables import Transfer
+
+MAX_PARAMETERS = 30_000
+_SELECT_CUSTOMER = ", ".join(CUSTOMER_COLUMNS)
+_INSERT_COLUMNS = (
+    "user_id",
+    "slug",
+    "name",
+    "email",
+    "email_normalized",
+    "phone",
+    "organization",
+    "job_title",
+    "notes",
+    "created_at",
+    "updated_at",
+)
+TRANSFER_COLUMNS = (
+    "id",
+    "user_id",
+    "kind",
+    "status",
+    "file_key",
+    "original_filename",
+    "options",
+    "total_rows",
+    "processed_rows",
+    "created",
+    "updated",
+    "skipped",
+    "failed",
+    "error_report_key",
+    "error_message",
+    "checkpoint",
+    "started_at",
+    "finished_at",
+    "expires_at",
+    "created_at",
+)
+_JSON_COLUMNS = ("options", "checkpoint")
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    id: int
+    user_id: int
+    kind: str
+    status: str
+    file_key: str | None
+    original_filename: str
+    options: dict[str, Any]
+    total_rows: int | None
+    processed_rows: int
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    error_report_key: str | None
+    error_message: str | None
+    checkpoint: dict[str, Any] | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime | None
+    created_at: datetime
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str | bytes):
+        return json.loads(value)
+    return value
+
+
+def _maybe_datetime(value: Any) -> datetime | None:
+    return None if value is None else as_datetime(value)
+
+
+def transfer_from_row(row: dict[str, Any]) -> TransferRecord:
+    return TransferRecord(
+        id=int(row["id"]),
+        user_id=int(row["user_id"]),
+        kind=row["kind"],
+        status=row["status"],
+        file_key=row["file_key"],
+        original_filename=row["original_filename"] or "",
+        options=_json(row["options"]) or {},
+        total_rows=row["total_rows"],
+        processed_rows=int(row["processed_rows"] or 0),
+        created=int(row["created"] or 0),
+        updated=int(row["updated"] or 0),
+        skipped=int(row["skipped"] or 0),
+        failed=int(row["failed"] or 0),
+        error_report_key=row["error_report_key"],
+        error_message=row["error_message"],
+        checkpoint=_json(row["checkpoint"]),
+        started_at=_maybe_datetime(row["started_at"]),
+        finished_at=_maybe_datetime(row["finished_at"]),
+        expires_at=_maybe_datetime(row["expires_at"]),
+        created_at=as_datetime(row["created_at"]),
+    )
+
+
+def _param(name: str, value: Any) -> Any:
+    if name in _JSON_COLUMNS and value is not None:
+        return json.dumps(value)
+    return value
+
+
+class PiccoloTransferRepository:
+    @property
+    def engine(self) -> Engine:
+        return Transfer._meta.db
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        engine = self.engine
+        if isinstance(engine, SQLiteEngine):
+            return engine.transaction(transaction_type=TransactionType.immediate)
+        return engine.transaction()
+
+    async def _raw(self, sql: QueryString) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = await Transfer.raw("{}", sql)
+        return rows
+
+    # --- transfers -------------------------------------------------------------------------
+
+    async def create(self, user_id: int, values: dict[str, Any]) -> TransferRecord:
+        values = {"user_id": user_id, "created_at": datetime.now(UTC), **values}
+        names = list(values)
+        rows = await self._raw(
+            QueryString(
+                f"INSERT INTO transfers ({', '.join(names)}) VALUES ("  # noqa: S608
+                + ", ".join("{}" for _ in names)
+                + f") RETURNING {', '.join(TRANSFER_COLUMNS)}",
+                *[_param(name, values[name]) for name in names],
+            )
+        )
+        return transfer_from_row(rows[0])
+
+    async def get(self, user_id: int, transfer_id: int, kind: str) -> TransferRecord | None:
+        rows = await self._raw(
+            QueryString(
+                f"SELECT {', '.join(TRANSFER_COLUMNS)} FROM transfers "  # noqa: S608
+                "WHERE user_id = {} AND id = {} AND kind = {}",
+                user_id,
+                transfer_id,
+                kind,
+            )
+        )
+        return transfer_from_row(rows[0]) if rows else None
+
+    async def list_transfers(
+        self, user_id: int, kind: str, limit: int = 100
+    ) -> list[TransferRecord]:
+        rows = await self._raw(
+            QueryString(
+                f"SELECT {', '.join(TRANSFER_COLUMNS)} FROM transfers "  # noqa: S608
+                "WHERE user_id = {} AND kind = {} ORDER BY created_at DESC, id DESC LIMIT {}",
+                user_id,
+                kind,
+                limit,
+            )
+        )
+        return [transfer_from_row(row) for row in rows]
+
+    async def update(
+        self,
+        user_id: int,
+        transfer_id: int,
+        values: dict[str, Any],
+        *,
+        only_if_status: Sequence[str] | None = None,
+    ) -> bool:
+        """Set columns; with ``only_if_status``, only while the status is one of those.
+        True when the row was changed."""
+        names = list(values)
+        sets = ", ".join(f"{name} = {{}}" for name in names)
+        condition = "user_id = {} AND id = {}"
+        params: list[Any] = [_param(name, values[name]) for name in names]
+        params += [user_id, transfer_id]
+        if only_if_status is not None:
+            condition += " AND status IN (" + ", ".join("{}" for _ in only_if_status) + ")"
+            params += list(only_if_status)
+        rows = await self._raw(
+            QueryString(
+                f"UPDATE transfers SET {sets} WHERE {condition} RETURNING id",  # noqa: S608
+                *params,
+            )
+        )
+        return bool(rows)
+
+    async def delete(self, user_id: int, transfer_id: int) -> None:
+        await self._raw(
+            QueryString(
+                "DELETE FROM transfers WHERE user_id = {} AND id = {}", user_id, transfer_id
+            )
+        )
+
+    # --- customers, in bulk ------------------------------------------------------------------
+
+    async def customers_by_email(self, user_id: int, emails: Sequence[str]) -> dict[str, Customer]:
+        """The user's customers with these normalized emails, by normalized email."""
+        found: dict[str, Customer] = {}
+        step = MAX_PARAMETERS - 1
+        for start in range(0, len(emails), step):
+            part = list(emails[start : start + step])
+            rows = await self._raw(
+                QueryString(
+                    f"SELECT {_SELECT_CUSTOMER}, email_normalized FROM customers "  # noqa: S608
+                    "WHERE user_id = {} AND email_normalized IN ("
+                    + ", ".join("{}" for _ in part)
+                    + ")",
+                    user_id,
+                    *part,
+                )
+            )
+            for row in rows:
+                found[row["email_normalized"]] = customer_from_row(row)
+        return found
+
+    async def slugs_with_bases(self, user_id: int, bases: Sequence[str]) -> list[str]:
+        """The user's slugs equal to one of ``bases`` or starting with ``base-``.
+        Slugs are [a-z0-9-]: no LIKE wildcard can hide in a base."""
+        slugs: list[str] = []
+        step = (MAX_PARAMETERS - 1) // 2
+        for start in range(0, len(bases), step):
+            part = list(bases[start : start + step])
+            conditions = " OR ".join("slug = {} OR slug LIKE {}" for _ in part)
+            params: list[Any] = []
+            for base in part:
+                params += [base, base + "-%"]
+            rows = await self._raw(
+                QueryString(
+                    f"SELECT slug FROM customers WHERE user_id = {{}} AND ({conditions})",  # noqa: S608
+                    user_id,
+                    *params,
+                )
+            )
+            slugs.extend(row["slug"] for row in rows)
+        return slugs
+
+    async def insert_customers(
+        self, user_id: int, rows: Sequence[dict[str, str]], now: datetime
+    ) -> list[Customer]:
+        """Insert customers (dicts of slug, email_normalized and the editable fields)."""
+        inserted: list[Customer] = []
+        step = MAX_PARAMETERS // len(_INSERT_COLUMNS)
+        group = "(" + ", ".join("{}" for _ in _INSERT_COLUMNS) + ")"
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            params: list[Any] = []
+            for row in part:
+                params += [
+                    user_id if name == "user_id" else now if name.endswith("_at") else row[name]
+                    for name in _INSERT_COLUMNS
+                ]
+            found = await self._raw(
+                QueryString(
+                    f"INSERT INTO customers ({', '.join(_INSERT_COLUMNS)}) VALUES "  # noqa: S608
+                    + ", ".join(group for _ in part)
+                    + f" RETURNING {_SELECT_CUSTOMER}",
+                    *params,
+                )
+            )
+            inserted.extend(customer_from_row(row) for row in found)
+        return inserted
+
+    async def update_customers(
+        self, user_id: int, rows: Sequence[tuple[int, dict[str, str]]], now: datetime
+    ) -> list[Customer]:
+        """Set every editable field but email of each (customer id, values) in one
+        statement per chunk; the customers as they are now."""
+        fields = [name for name in EDITABLE_FIELDS if name != "email"]
+        width = len(fields) + 1
+        step = (MAX_PARAMETERS - 2) // width
+        updated: list[Customer] = []
+        group = "(CAST({} AS BIGINT), " + ", ".join("{}" for _ in fields) + ")"
+        sets = ", ".join(f"{name} = v.column{n + 2}" for n, name in enumerate(fields))
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            params: list[Any] = [now]
+            for customer_id, values in part:
+                params += [customer_id, *(values[name] for name in fields)]
+            params.append(user_id)
+            found = await self._raw(
+                QueryString(
+                    f"UPDATE customers SET {sets}, updated_at = {{}} FROM (VALUES "  # noqa: S608
+                    + ", ".join(group for _ in part)
+                    + ") AS v WHERE customers.id = v.column1 AND customers.user_id = {} "
+                    + "RETURNING "
+                    + ", ".join(f"customers.{name} AS {name}" for name in CUSTOMER_COLUMNS),
+                    *params,
+                )
+            )
+            updated.extend(customer_from_row(row) for row in found)
+        return updated
+
+    async def customers_by_id(self, user_id: int, ids: Sequence[int]) -> dict[int, Customer]:
+        found: dict[int, Customer] = {}
+        step = MAX_PARAMETERS - 1
+        for start in range(0, len(ids), step):
+            part = list(ids[start : start + step])
+            rows = await self._raw(
+                QueryString(
+                    f"SELECT {_SELECT_CUSTOMER} FROM customers WHERE user_id = {{}} "  # noqa: S608
+                    "AND id IN (" + ", ".join("{}" for _ in part) + ")",
+                    user_id,
+                    *part,
+                )
+            )
+            for row in rows:
+                customer = customer_from_row(row)
+                found[customer.id] = customer
+        return found
+
+    async def delete_customers(self, user_id: int, ids: Sequence[int]) -> list[Customer]:
+        deleted: list[Customer] = []
+        step = MAX_PARAMETERS - 1
+        for start in range(0, len(ids), step):
+            part = list(ids[start : start + step])
+            rows = await self._raw(
+                QueryString(
+                    "DELETE FROM customers WHERE user_id = {} AND id IN ("  # noqa: S608
+                    + ", ".join("{}" for _ in part)
+                    + f") RETURNING {_SELECT_CUSTOMER}",
+                    user_id,
+                    *part,
+                )
+            )
+            deleted.extend(customer_from_row(row) for row in rows)
+        return deleted
+
+    # --- audit entries of an import ------------------------------------------------------------
+
+    async def import_entries(
+        self, user_id: int, import_id: int, event: str, after_id: int, limit: int
+    ) -> list[AuditEntry]:
+        from app.audit.repository import ENTRY_COLUMNS
+
+        rows = await self._raw(
+            QueryString(
+                f"SELECT id, {', '.join(ENTRY_COLUMNS)} FROM audit_logs "  # noqa: S608
+                "WHERE user_id = {} AND import_id = {} AND event = {} AND id > {} "
+                "ORDER BY id LIMIT {}",
+                user_id,
+                import_id,
+                event,
+                after_id,
+                limit,
+            )
+        )
+        return [entry_from_row(row) for row in rows]
