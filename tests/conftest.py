@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.browser",
     "tests.fixtures.mailbox",
+    "tests.fixtures.database",
 ]
 
 

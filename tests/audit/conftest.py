@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,13 +21,11 @@ import pytest
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
-from app.accounts.tables import User
 from app.audit.context import AuditContext
 from app.audit.service import AuditService
 from app.customers.models import CustomerChange
 from app.customers.repository import PiccoloCustomerRepository
 from app.customers.service import CustomerService
-from app.lib.db import bind_tables, build_engine, close_database, open_database
 from app.lib.storage import Storage, build_storage
 from app.settings import Settings
 from tests.customers.conftest import counting_queries
@@ -104,17 +102,6 @@ def settings(
 
 
 @pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[Engine]:
-    engine = build_engine(settings)
-    bind_tables(engine)
-    await open_database(engine, settings.database_pool_size)
-    try:
-        yield engine
-    finally:
-        await close_database(engine)
-
-
-@pytest.fixture
 async def storage(settings: Settings) -> Storage:
     storage = build_storage(settings)
     await storage.start()
@@ -146,27 +133,6 @@ class EventLog:
 
     def __call__(self, event: str, change: CustomerChange) -> None:
         self.events.append((event, change))
-
-
-@pytest.fixture
-def make_user(engine: Engine) -> Callable[..., Any]:
-    async def make(name: str = "Owner") -> int:
-        rows = await User.insert(
-            User(name=name, email=f"{uuid.uuid4().hex}@people.test", password_hash="-")
-        ).returning(User.id)
-        return int(rows[0]["id"])
-
-    return make
-
-
-@pytest.fixture
-async def user_id(make_user: Callable[..., Any]) -> int:
-    return int(await make_user())
-
-
-@pytest.fixture
-async def other_user_id(make_user: Callable[..., Any]) -> int:
-    return int(await make_user("Someone else"))
 
 
 @pytest.fixture

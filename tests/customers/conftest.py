@@ -16,51 +16,12 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from piccolo.engine.base import Engine
 
-from app.accounts.tables import User
 from app.customers.cached import CachedCustomerRepository
 from app.customers.models import CustomerChange
 from app.customers.repository import PiccoloCustomerRepository
 from app.customers.service import CustomerService
 from app.customers.tables import Customer as CustomerTable
-from app.lib.db import bind_tables, build_engine, close_database, open_database
 from app.settings import Settings
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[Engine]:
-    """The profile's database, bound to every table as the app's lifespan binds it.
-
-    PostgreSQL is one database for the whole run: each test makes its own users, and
-    every query is scoped by user, so tests do not see each other's rows.
-    """
-    engine = build_engine(settings)
-    bind_tables(engine)
-    await open_database(engine, settings.database_pool_size)
-    try:
-        yield engine
-    finally:
-        await close_database(engine)
-
-
-@pytest.fixture
-def make_user(engine: Engine) -> Callable[..., Any]:
-    async def make(name: str = "Owner") -> int:
-        rows = await User.insert(
-            User(name=name, email=f"{uuid.uuid4().hex}@people.test", password_hash="-")
-        ).returning(User.id)
-        return int(rows[0]["id"])
-
-    return make
-
-
-@pytest.fixture
-async def user_id(make_user: Callable[..., Any]) -> int:
-    return int(await make_user())
-
-
-@pytest.fixture
-async def other_user_id(make_user: Callable[..., Any]) -> int:
-    return int(await make_user("Someone else"))
 
 
 @dataclass

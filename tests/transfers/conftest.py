@@ -4,19 +4,15 @@ an import to its end on the importer directly (the job is thin over it)."""
 from __future__ import annotations
 
 import io
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from piccolo.engine.base import Engine
 
-from app.accounts.tables import User
 from app.audit.tables import AuditLog
 from app.customers.tables import Customer as CustomerTable
-from app.lib.db import bind_tables, build_engine, close_database, open_database
 from app.lib.storage import Storage, build_storage
 from app.settings import Settings
 from app.transfers.importer import Fault, Importer
@@ -35,42 +31,10 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[Engine]:
-    engine = build_engine(settings)
-    bind_tables(engine)
-    await open_database(engine, settings.database_pool_size)
-    try:
-        yield engine
-    finally:
-        await close_database(engine)
-
-
-@pytest.fixture
 async def storage(settings: Settings) -> Storage:
     storage = build_storage(settings)
     await storage.start()
     return storage
-
-
-@pytest.fixture
-def make_user(engine: Engine) -> Callable[..., Any]:
-    async def make(name: str = "Owner") -> int:
-        rows = await User.insert(
-            User(name=name, email=f"{uuid.uuid4().hex}@people.test", password_hash="-")
-        ).returning(User.id)
-        return int(rows[0]["id"])
-
-    return make
-
-
-@pytest.fixture
-async def user_id(make_user: Callable[..., Any]) -> int:
-    return int(await make_user())
-
-
-@pytest.fixture
-async def other_user_id(make_user: Callable[..., Any]) -> int:
-    return int(await make_user("Someone else"))
 
 
 @dataclass
