@@ -25,6 +25,7 @@ from app.accounts.auth import LoginRequired, SessionUserMiddleware, Verification
 from app.accounts.bearer import BEARER_SCHEME, RateLimitHeadersMiddleware
 from app.accounts.dependencies import provide_account_service, provide_throttle
 from app.accounts.web import SECRET_LINK_PREFIXES, account_route_handlers, signed_in_account
+from app.admin.web import admin_route_handlers
 from app.audit.api import audit_api_route_handlers
 from app.audit.dependencies import provide_audit_context, provide_audit_service
 from app.audit.web import audit_route_handlers
@@ -32,6 +33,8 @@ from app.customers.api import customer_api_route_handlers
 from app.customers.dependencies import build_customer_repository, provide_customer_service
 from app.customers.events import customer_listeners
 from app.customers.web import customer_route_handlers
+from app.exports.api import export_api_route_handlers
+from app.exports.web import export_route_handlers
 from app.lib import db
 from app.lib.flash import pop_flashes
 from app.lib.jobs import build_job_runner
@@ -52,6 +55,7 @@ from app.lib.validation import ValidationFailed
 from app.settings import Settings
 from app.site import SiteController
 from app.transfers.api import import_api_route_handlers
+from app.transfers.web import import_route_handlers
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -105,6 +109,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *account_route_handlers,
             *customer_route_handlers,
             *audit_route_handlers,
+            *import_route_handlers,
+            *export_route_handlers,
+            *admin_route_handlers,
             Router(
                 path="/api/v1",
                 route_handlers=[
@@ -112,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     *customer_api_route_handlers,
                     *audit_api_route_handlers,
                     *import_api_route_handlers,
+                    *export_api_route_handlers,
                 ],
                 middleware=[RateLimitHeadersMiddleware],
             ),

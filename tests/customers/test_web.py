@@ -72,7 +72,7 @@ async def test_a_new_book_is_empty_and_says_what_to_do(client, member):
     assert page.select_one("form#filters") is None
     assert page.select_one("#results table") is None
     nav = [a.get_text(strip=True) for a in page.select("nav .nav-links a")]
-    assert nav == ["Customers", "Audit", "Settings"]
+    assert nav == ["Customers", "Audit", "Imports", "Jobs", "Settings"]
     assert page.select_one("nav a[aria-current=page]")["href"] == "/customers"
 
 
