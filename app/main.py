@@ -35,6 +35,7 @@ from app.customers.events import customer_listeners
 from app.customers.web import customer_route_handlers
 from app.exports.api import export_api_route_handlers
 from app.exports.web import export_route_handlers
+from app.jobs_centre.web import jobs_centre_route_handlers
 from app.lib import db
 from app.lib.flash import pop_flashes
 from app.lib.jobs import build_job_runner
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *audit_route_handlers,
             *import_route_handlers,
             *export_route_handlers,
+            *jobs_centre_route_handlers,
             *admin_route_handlers,
             Router(
                 path="/api/v1",
