@@ -280,6 +280,23 @@ class ImportService:
             IMPORT_JOB, key=job_key(transfer_id), user_id=user_id, transfer_id=transfer_id
         )
 
+    async def retry(self, user_id: int, transfer_id: int) -> TransferRecord:
+        """Queue a failed import again under the same job key; the job resumes from the
+        transfer's checkpoint, so the rows committed before the failure are not redone.
+
+        Both runners take a key again once its job has finished: SAQ refuses a key only
+        while the job is incomplete, the in-process runner only while it is not finished."""
+        await self.get(user_id, transfer_id)
+        if not await self.repository.update(
+            user_id,
+            transfer_id,
+            {"status": TransferStatus.queued, "error_message": None, "finished_at": None},
+            only_if_status=[TransferStatus.failed],
+        ):
+            raise ValidationFailed({"status": "Only an import that failed can be tried again."})
+        await self.enqueue(user_id, transfer_id)
+        return await self.get(user_id, transfer_id)
+
     async def create_import(
         self,
         user_id: int,
