@@ -18,7 +18,7 @@ import base64
 import binascii
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ from app.audit.archive import (
     stream_checked,
     utc_now,
 )
-from app.audit.chain import ARCHIVE_ALTERED, GENESIS, MISSING, ChainWalk, entry_hash
+from app.audit.chain import ARCHIVE_ALTERED, GENESIS, MISSING, ChainWalk, link
 from app.audit.context import AuditContext
 from app.audit.models import (
     ARCHIVE_DELETED,
@@ -41,6 +41,7 @@ from app.audit.models import (
     DEFAULT_LIMIT,
     DELETED,
     EVENTS,
+    IMPORTED,
     MAX_LIMIT,
     RESTORED,
     UPDATED,
@@ -82,6 +83,13 @@ ARCHIVE_ROWS_BATCH = 50
 WALK_BATCH = 5_000
 
 Position = tuple[datetime, int]
+# Writes chained entries (dicts of the entry columns) and returns their ids in the order
+# given; the repository's ``insert_entries`` unless a bulk writer (an import's COPY) is given.
+InsertEntries = Callable[[Sequence[dict[str, Any]]], Awaitable[list[int]]]
+# Writes chained entries in order, when their ids are not needed (an import's COPY).
+WriteEntries = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+# One ``imported`` entry: customer id, label, old values (None for a new customer), new values.
+ImportedEntry = tuple[int, str, dict[str, Any] | None, dict[str, Any] | None]
 
 
 class AuditEntryNotFound(LookupError):
@@ -221,18 +229,52 @@ class AuditService:
         context: AuditContext,
         *,
         event: str | None = None,
+        insert: InsertEntries | None = None,
     ) -> list[AuditEntry]:
         """Record many writes (a bulk delete, an import chunk): per user, one chain lock,
-        one head lookup and one multi-row INSERT per chunk of rows."""
+        one head lookup and one multi-row INSERT per chunk of rows (or one ``insert``)."""
         drafts: dict[int, list[dict[str, Any]]] = {}
+        common = self._context_values(context)
         for change in changes:
-            drafts.setdefault(change.user_id, []).append(self._draft(change, context, event))
+            drafts.setdefault(change.user_id, []).append(self._draft(change, common, event))
         recorded: list[AuditEntry] = []
         async with self.repository.transaction():
             # A fixed order of users, so two bulk writers cannot deadlock on the locks.
             for user_id in sorted(drafts):
-                recorded.extend(await self._append(user_id, drafts[user_id]))
+                recorded.extend(await self._append(user_id, drafts[user_id], insert))
         return recorded
+
+    async def record_imported(
+        self,
+        user_id: int,
+        entries: Sequence[ImportedEntry],
+        context: AuditContext,
+        *,
+        write: WriteEntries | None = None,
+    ) -> int:
+        """An import chunk's ``imported`` entries, in order, for one user: what
+        ``record_many(changes, context, event=IMPORTED)`` writes (one chain lock, the
+        hashes linked in order), without a CustomerChange or an AuditEntry per row, which
+        a million-row import would pay for. The number of entries written."""
+        common = self._context_values(context) | {"user_id": user_id, "event": IMPORTED}
+        drafts = [
+            common
+            | {
+                "customer_id": customer_id,
+                "customer_label": label[:LABEL_MAX],
+                "old_values": old_values or None,
+                "new_values": new_values or None,
+            }
+            for customer_id, label, old_values, new_values in entries
+        ]
+        async with self.repository.transaction():
+            head = await self.repository.lock_chain_head(user_id)
+            rows = self._link(user_id, drafts, head)
+            if write is not None:
+                await write(rows)
+            else:
+                await self.repository.insert_entries(rows)
+        return len(rows)
 
     async def record_event(
         self,
@@ -268,7 +310,7 @@ class AuditService:
         }
 
     def _draft(
-        self, change: CustomerChange, context: AuditContext, event: str | None
+        self, change: CustomerChange, common: dict[str, Any], event: str | None
     ) -> dict[str, Any]:
         customer = change.after or change.before
         label = customer_label(customer) if customer is not None else change.label
@@ -276,7 +318,7 @@ class AuditService:
             recorded_event = event or EVENT_OF_CHANGE[change.event]
         except KeyError:
             raise ValueError(f"no audit event for {change.event!r}") from None
-        return self._context_values(context) | {
+        return common | {
             "user_id": change.user_id,
             "customer_id": change.customer_id,
             "customer_label": label[:LABEL_MAX],
@@ -285,27 +327,36 @@ class AuditService:
             "new_values": dict(change.new_values) or None,
         }
 
-    async def _append(self, user_id: int, drafts: list[dict[str, Any]]) -> list[AuditEntry]:
+    async def _append(
+        self, user_id: int, drafts: list[dict[str, Any]], insert: InsertEntries | None = None
+    ) -> list[AuditEntry]:
         async with self.repository.transaction():
             head = await self.repository.lock_chain_head(user_id)
-            return await self._insert_chained(user_id, drafts, head)
+            return await self._insert_chained(user_id, drafts, head, insert)
 
-    async def _insert_chained(
+    def _link(
         self, user_id: int, drafts: list[dict[str, Any]], head: ChainHead | None
-    ) -> list[AuditEntry]:
-        """Link the drafts onto ``head`` and insert them (the chain lock is held)."""
+    ) -> list[dict[str, Any]]:
+        """The drafts as rows linked onto ``head`` (the chain lock is held)."""
         now = self._clock()
         # The chain's time never runs backwards (clocks of several machines may differ),
         # so chain order, id order and created_at order are one order.
         if head is not None and head.created_at > now:
             now = head.created_at
-        previous = head.hash if head is not None else GENESIS
-        rows = []
-        for draft in drafts:
-            row = {**draft, "user_id": user_id, "created_at": now, "prev_hash": previous}
-            row["hash"] = previous = entry_hash(row)
-            rows.append(row)
-        ids = await self.repository.insert_entries(rows)
+        rows = [{**draft, "user_id": user_id, "created_at": now} for draft in drafts]
+        link(rows, head.hash if head is not None else GENESIS)
+        return rows
+
+    async def _insert_chained(
+        self,
+        user_id: int,
+        drafts: list[dict[str, Any]],
+        head: ChainHead | None,
+        insert: InsertEntries | None = None,
+    ) -> list[AuditEntry]:
+        """Link the drafts onto ``head`` and insert them (the chain lock is held)."""
+        rows = self._link(user_id, drafts, head)
+        ids = await (insert or self.repository.insert_entries)(rows)
         return [AuditEntry(id=entry_id, **row) for entry_id, row in zip(ids, rows, strict=True)]
 
     # --- reading -------------------------------------------------------------------------
