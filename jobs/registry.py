@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.lib.jobs import JobDefinition, ScheduledJob
 from jobs.audit import apply_audit_retention, archive_audit_logs
+from jobs.exports import EXPORT_RETRIES, expire_exports, export_customers, notify_export_ready
 from jobs.imports import IMPORT_RETRIES, import_customers
 from jobs.maintenance import purge_expired_files
 
@@ -49,8 +50,38 @@ IMPORT_CUSTOMERS = JobDefinition(
     retry_backoff=300.0,
 )
 
+# An export of millions of rows takes minutes: hours of timeout, a heartbeat while
+# batches flow, 3 attempts with backoff (each starts over; a failed upload was aborted).
+EXPORT_CUSTOMERS = JobDefinition(
+    name="export_customers",
+    function=export_customers,
+    timeout=6 * 3600,
+    heartbeat=60,
+    retries=EXPORT_RETRIES,
+    retry_delay=5.0,
+    retry_backoff=300.0,
+)
+NOTIFY_EXPORT_READY = JobDefinition(
+    name="notify_export_ready",
+    function=notify_export_ready,
+    timeout=60,
+    retries=3,
+    retry_delay=10.0,
+    retry_backoff=600.0,
+)
+EXPIRE_EXPORTS = JobDefinition(
+    name="expire_exports",
+    function=expire_exports,
+    timeout=900,
+    retries=2,
+    retry_delay=30.0,
+)
+
 JOBS: list[JobDefinition] = [
     IMPORT_CUSTOMERS,
+    EXPORT_CUSTOMERS,
+    NOTIFY_EXPORT_READY,
+    EXPIRE_EXPORTS,
     PURGE_EXPIRED_FILES,
     ARCHIVE_AUDIT_LOGS,
     APPLY_AUDIT_RETENTION,
@@ -58,6 +89,7 @@ JOBS: list[JobDefinition] = [
 
 SCHEDULED: list[ScheduledJob] = [
     ScheduledJob(PURGE_EXPIRED_FILES, cron="*/15 * * * *"),
+    ScheduledJob(EXPIRE_EXPORTS, cron="*/15 * * * *"),
     # Daily, in the quiet hours (UTC); retention after the archive run.
     ScheduledJob(ARCHIVE_AUDIT_LOGS, cron="17 2 * * *"),
     ScheduledJob(APPLY_AUDIT_RETENTION, cron="47 4 * * *"),

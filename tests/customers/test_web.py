@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from litestar import Litestar, get
+from litestar import Litestar
 
 from app.customers.models import Page
 from app.customers.web import BAD_CURSOR, Filters
@@ -67,7 +67,7 @@ async def test_a_new_book_is_empty_and_says_what_to_do(client, member):
     empty = page.select_one("#results .empty-state")
     assert empty is not None
     assert "Your book is empty" in empty.get_text()
-    assert [a["href"] for a in empty.select("a")] == ["/customers/new"]
+    assert [a["href"] for a in empty.select("a")] == ["/customers/new", "/imports/new"]
     # Nothing to search yet.
     assert page.select_one("form#filters") is None
     assert page.select_one("#results table") is None
@@ -83,12 +83,7 @@ async def test_home_leads_a_verified_person_to_the_book(client, member):
     assert page.select_one("nav .nav-links a").get_text(strip=True) == "Customers"
 
 
-async def test_the_empty_book_offers_the_import_once_that_page_exists(client, member, app):
-    @get("/imports/new", name="import_new", sync_to_thread=False)
-    def import_new() -> str:
-        return "import"
-
-    app.register(import_new)
+async def test_the_empty_book_offers_the_import(client, member):
     empty = html(await client.get("/customers")).select_one("#results .empty-state")
     links = {a.get_text(strip=True): a["href"] for a in empty.select("a")}
     assert links == {"Add a customer": "/customers/new", "Import a CSV": "/imports/new"}
@@ -127,10 +122,10 @@ async def test_the_table_shows_the_book_with_its_count(client, member):
     # The keyboard help and the bulk confirmation are dialogs of the page.
     assert page.select_one("dialog#shortcuts-help") is not None
     assert page.select_one("dialog#bulk-confirm") is not None
-    # No export yet: the button says so instead of doing nothing.
-    export = page.find("button", string="Export selected")
-    assert export.has_attr("disabled")
-    assert export["title"]
+    # "Export selected" posts the same selection to the export.
+    export = page.select_one("#bulk-form button[data-export-selected]")
+    assert export["formaction"] == "/exports"
+    assert not export.has_attr("disabled")
 
 
 async def test_one_customer_is_counted_in_the_singular(client, member):
