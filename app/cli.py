@@ -1,5 +1,6 @@
 """The `crm` command: `crm serve` runs the app with the host and port from Settings;
-`crm audit-verify --user EMAIL|ID` checks a user's audit hash chain."""
+`crm audit-verify --user EMAIL|ID` checks a user's audit hash chain; `crm make-admin
+[--revoke] EMAIL` grants (or takes back) the admin pages."""
 
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ def main(argv: list[str] | None = None) -> None:
         "the first break; exit 1 when broken",
     )
     verify.add_argument("--user", required=True, help="the user's email address or id")
+    make_admin = commands.add_parser(
+        "make-admin",
+        help="let an account see the admin pages (/admin/queues); exit 1 when no account "
+        "has that email",
+    )
+    make_admin.add_argument("email", help="the account's email address")
+    make_admin.add_argument("--revoke", action="store_true", help="take the admin right back")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "serve":
@@ -41,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         from app.audit.cli import verify_command
 
         sys.exit(asyncio.run(verify_command(settings, args.user)))
+    elif args.command == "make-admin":
+        from app.admin.cli import make_admin_command
+
+        sys.exit(asyncio.run(make_admin_command(settings, args.email, revoke=args.revoke)))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ the transfer row (status failed, a message in words), so no import stays "runnin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ from litestar.stores.redis import RedisStore
 
 from app.customers.cached import CachedCustomerRepository
 from app.customers.repository import PiccoloCustomerRepository
-from app.lib.jobs import heartbeat
+from app.lib.jobs import heartbeat, was_aborted
 from app.lib.stores import build_stores
 from app.settings import Settings
 from app.transfers.importer import Importer
@@ -26,6 +27,11 @@ IMPORT_RETRIES = 5
 FAILED_MESSAGE = (
     "The import stopped because of an error on our side after several attempts. The rows "
     "imported before it stay; start a new import for the rest, or undo this one."
+)
+
+ABORTED_MESSAGE = (
+    "The import was stopped by an administrator. The rows imported before it stay; undo "
+    "the import to take them out, or start a new import for the rest."
 )
 
 
@@ -44,6 +50,19 @@ async def import_customers(ctx: dict[str, Any], user_id: int, transfer_id: int) 
     )
     try:
         return await importer.run(user_id, transfer_id, heartbeat=beat)
+    except asyncio.CancelledError:
+        if await was_aborted(ctx):
+            await PiccoloTransferRepository().update(
+                user_id,
+                transfer_id,
+                {
+                    "status": TransferStatus.cancelled,
+                    "finished_at": datetime.now(UTC),
+                    "error_message": ABORTED_MESSAGE,
+                },
+                only_if_status=[TransferStatus.queued, TransferStatus.running],
+            )
+        raise
     except Exception:
         if int(ctx.get("attempt") or 1) >= IMPORT_RETRIES:
             logger.exception("import %s failed for good", transfer_id)

@@ -21,6 +21,8 @@ class User(Table, tablename="users"):
     password_hash = Varchar(length=255)
     email_verified_at = Timestamptz(null=True, default=None)
     is_admin = Boolean(default=False)
+    # When the user last looked at /jobs: the jobs badge counts what finished after it.
+    jobs_seen_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 

@@ -76,9 +76,11 @@ async def test_the_job_gets_a_copy_of_the_context() -> None:
     second = await runner.enqueue("spoil")
     await runner.stop()
 
+    # Besides the shared context: its own id and attempt, and the runner (so a job can
+    # queue another one, as a SAQ job does through its queue).
     assert seen == [
-        {"shared": "clean", "job_id": first, "attempt": 1},
-        {"shared": "clean", "job_id": second, "attempt": 1},
+        {"shared": "clean", "jobs": runner, "job_id": first, "attempt": 1},
+        {"shared": "clean", "jobs": runner, "job_id": second, "attempt": 1},
     ]
 
 
