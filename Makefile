@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve migrate worker test lint format bench clean audit-verify
+.PHONY: help install run serve migrate worker test lint format bench bench-quick clean audit-verify
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,8 +32,12 @@ worker: install ## Run a SAQ worker (full stack: REDIS_URL must be set)
 test: install ## Install test dependencies and run the whole test suite
 	$(BIN)/pytest
 
-bench: install ## Benchmarks against PostgreSQL (BENCH_QUICK=1: 10,000 rows; see tests/perf/README.md)
+bench: install ## All benchmarks: one table + var/bench/latest.json (see tests/perf/README.md)
+	@$(BIN)/python -m tests.perf.report --check
 	$(BIN)/pytest tests/perf -m perf -s
+
+bench-quick: ## make bench with BENCH_QUICK=1: 10,000 rows, a few minutes, as CI runs it
+	@BENCH_QUICK=1 $(MAKE) --no-print-directory bench
 
 audit-verify: install ## Check a user's audit hash chain: make audit-verify USER=email-or-id
 	@test "$(origin USER)" = "command line" || { echo "usage: make audit-verify USER=email-or-id"; exit 2; }

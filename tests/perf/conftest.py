@@ -34,6 +34,7 @@ from tests.fixtures.services import (
     run_migrations,
     scratch_postgres,
 )
+from tests.perf.report import pytest_sessionfinish, pytest_terminal_summary  # noqa: F401  one table
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
 MAIN_ROWS = 10_000 if QUICK else int(os.environ.get("BENCH_CUSTOMERS", "1000000"))
@@ -361,9 +362,23 @@ class Server:
         return self.process.pid
 
 
+def forget_cache(redis_url: str = TEST_REDIS_URL) -> None:
+    """Drop the app's cached pages from Redis: they are keyed by user id, and a scratch
+    database of an earlier run (within the cache's 5 minutes) had users with the same ids."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match="crm_cache:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 @contextlib.contextmanager
 def serve(database: BenchDatabase, *, cache: bool, log_dir: Path) -> Iterator[Server]:
     """`python -m app.cli serve`: one uvicorn process, as `crm serve` runs in production."""
+    forget_cache()
     port = free_port()
     log = log_dir / f"server-{port}.log"
     env = {

@@ -45,6 +45,7 @@ from app.lib.db import bind_tables, close_database, open_database
 from app.lib.storage import build_storage
 from app.settings import Settings
 from tests.fixtures.services import ROOT, run_migrations, scratch_postgres
+from tests.perf.results import record, size
 
 pytestmark = pytest.mark.perf
 
@@ -238,6 +239,27 @@ async def _measure_updates(url: str) -> list[tuple[str, str, str, str]]:
     # ratios is the figure least moved by other work on the machine.
     ratio_paired = statistics.median(a / p for a, p in zip(audited_times, plain_times, strict=True))
     ratio_rate = plain_rate / audited_rate
+    size("audit: update pairs measured", PAIRS)
+    size("audit: entries in the table while updating", EXISTING_ENTRIES)
+    record("audit: update, no audit (mean)", _ms(plain_times), "ms")
+    record(
+        "audit: update + audit entry (mean)",
+        _ms(audited_times),
+        "ms",
+        baseline=_ms(plain_times),
+        note="baseline: the same update without auditing, same process",
+    )
+    record("audit: cost ratio, median of pairs", ratio_paired, "x", target=RATIO_TARGET)
+    record("audit: cost ratio, mean", ratio_mean, "x", target=RATIO_TARGET)
+    record("audit: cost ratio, p50", ratio_p50, "x", target=RATIO_TARGET)
+    record(
+        f"audit: updates/s with audit, {CONCURRENT_WRITERS} writers",
+        audited_rate,
+        "/s",
+        baseline=plain_rate,
+        better="higher",
+    )
+    record("audit: cost ratio, throughput (concurrent)", ratio_rate, "x", target=RATIO_TARGET)
     return [
         ("update, no audit: mean / p50 / p95 ms", _trio(plain_times), "", ""),
         ("update + audit entry: mean / p50 / p95 ms", _trio(audited_times), "", ""),
@@ -358,6 +380,10 @@ def test_archiving_throughput_and_memory(
     asyncio.run(_check_archive(bench_url, users, entries, days))
     asyncio.run(_verify_one(bench_url, env, users[0], days))
     rate = result["entries"] / result["seconds"]
+    label = f"audit: archive {entries:,} entries, {per_object:,} per object"
+    size(f"{label}: objects", result["archives"])
+    record(f"{label}: entries/s", rate, "/s", target=RATE_TARGET, better="higher")
+    record(f"{label}: peak RSS", result["rss_peak_mb"], "MB", target=RSS_TARGET_MB)
     rows = [
         ("seeded by COPY (with hashes)", f"{entries:,} in {seed_seconds:.1f}s", "", ""),
         ("objects written (one per user and day)",
