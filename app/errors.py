@@ -13,6 +13,7 @@ from litestar.enums import MediaType
 from litestar.exceptions import (
     ClientException,
     HTTPException,
+    NotFoundException,
     SerializationException,
     ValidationException,
 )
@@ -32,6 +33,17 @@ MESSAGES = {
     429: "Too many attempts. Wait a minute and try again.",
     500: "Something went wrong on our side. It has been logged.",
 }
+
+# The largest BIGINT: no row has an id beyond it, and both databases refuse such a parameter.
+MAX_ROW_ID = 2**63 - 1
+
+
+async def refuse_impossible_ids(request: Request) -> None:
+    """An id in the path that no row can have is "not found" before any query sees it
+    (the app's ``before_request``: it covers every route, those added later too)."""
+    for value in request.path_params.values():
+        if type(value) is int and not -MAX_ROW_ID <= value <= MAX_ROW_ID:
+            raise NotFoundException()
 
 
 def wants_json(request: Request) -> bool:
@@ -105,7 +117,25 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     return response
 
 
+def _raised_in(exc: BaseException, filename_end: str) -> bool:
+    trace = exc.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename.endswith(filename_end):
+            return True
+        trace = trace.tb_next
+    return False
+
+
+UNREADABLE_FORM = "A form field is not valid UTF-8 text. Send text fields in UTF-8."
+
+
 def handle_unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, UnicodeDecodeError) and _raised_in(exc, "litestar/_multipart.py"):
+        # Litestar decodes a multipart text field without catching a bad byte: the
+        # client's mistake, not ours.
+        if is_api(request):
+            return validation_errors_response({BODY: UNREADABLE_FORM})
+        return error_response(request, 400, UNREADABLE_FORM)
     logger.exception(
         "unhandled error",
         exc_info=exc,
@@ -158,6 +188,12 @@ def _field_error(key: str, message: str) -> tuple[str, str]:
     return field, message
 
 
+_UNREADABLE = {
+    "Invalid multipart/form-data": "The request body is not valid multipart/form-data.",
+    "Unexpected eof in multipart/form-data": "The multipart/form-data body ends too early.",
+}
+
+
 def is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
@@ -177,6 +213,11 @@ def handle_client_error(request: Request, exc: ClientException) -> Response:
             return validation_errors_response(errors or {BODY: "The request is not valid."})
         if isinstance(exc.__cause__, SerializationException):
             return validation_errors_response({BODY: "The request body is not valid JSON."})
+        if exc.status_code == 400:
+            # Anything else Litestar could not read (a broken multipart body, say): the
+            # API's one answer to invalid input.
+            words = _UNREADABLE.get(str(exc.detail), "The request body could not be read.")
+            return validation_errors_response({BODY: words})
     return handle_http_exception(request, exc)
 
 

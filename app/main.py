@@ -40,6 +40,7 @@ from app.lib import db
 from app.lib.flash import pop_flashes
 from app.lib.jobs import build_job_runner
 from app.lib.mail import build_mailer
+from app.lib.metrics import RequestMetrics
 from app.lib.requests import RequestContextMiddleware, configure_logging
 from app.lib.security import (
     SecurityHeadersMiddleware,
@@ -53,6 +54,7 @@ from app.lib.stores import build_store_registry, close_stores
 from app.lib.throttle import Throttle
 from app.lib.urls import UrlBuilder
 from app.lib.validation import ValidationFailed
+from app.metrics import metrics_route_handlers
 from app.settings import Settings
 from app.site import SiteController
 from app.transfers.api import import_api_route_handlers
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     storage = build_storage(settings)
     mailer = build_mailer(settings)
     assets = StaticAssets()
+    request_metrics = RequestMetrics()
 
     from jobs.registry import JOBS, SCHEDULED
     from jobs.worker import job_context as make_job_context
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 middleware=[RateLimitHeadersMiddleware],
             ),
             *storage_route_handlers,
+            *metrics_route_handlers,
             assets.router(),
         ],
         lifespan=[lifespan],
@@ -163,6 +167,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         stores=stores,
         plugins=[HTMXPlugin()],
+        before_request=errors.refuse_impossible_ids,
         exception_handlers={
             LoginRequired: errors.handle_auth_required,
             VerificationRequired: errors.handle_auth_required,
@@ -181,6 +186,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "jobs": job_runner,
                 "assets": assets,
                 "throttle": Throttle(stores.get("rate_limit")),
+                "metrics": request_metrics,
                 # Bound once: cached (per-user version keys in the "cache" store) or plain.
                 "customer_repository": build_customer_repository(settings, stores),
                 "templates_dir": TEMPLATES_DIR,
@@ -197,6 +203,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.asgi_handler = RequestContextMiddleware(
         SecurityHeadersMiddleware(app.asgi_handler, security_headers(settings)),
         secret_prefixes=SECRET_LINK_PREFIXES,
+        metrics=request_metrics,
     )
     return app
 

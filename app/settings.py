@@ -101,6 +101,11 @@ class Settings:
     audit_retention_days: int = 2555  # about 7 years; 0 keeps archives forever
     import_max_bytes: int = 536_870_912  # 512 MB per uploaded file
     import_chunk_rows: int = 5000  # rows per import transaction
+    export_ttl_hours: int = 24  # exported files are deleted this long after they finish
+    api_rate_limit: int = 120  # API requests a minute per token
+    registration_limit: int = 10  # registrations an hour per client address
+    # GET /metrics answers only with `Authorization: Bearer <this>`; unset: /metrics is a 404.
+    metrics_token: str | None = None
 
     # Derived views: the seams ask these instead of re-parsing URLs.
     @property
@@ -167,6 +172,9 @@ class Settings:
                 "AUDIT_RETENTION_DAYS must be 0 (keep forever) or at least "
                 f"AUDIT_ARCHIVE_AFTER_DAYS ({archive_after}), got {retention}"
             )
+        metrics_token = get("METRICS_TOKEN") or None
+        if metrics_token is not None and len(metrics_token) < 16:
+            raise SettingsError("METRICS_TOKEN must be at least 16 characters long")
         return cls(
             secret_key=secret_key,
             database_url=database_url,
@@ -198,6 +206,12 @@ class Settings:
             import_chunk_rows=_int(
                 "IMPORT_CHUNK_ROWS", get("IMPORT_CHUNK_ROWS") or "5000", minimum=1
             ),
+            export_ttl_hours=_int("EXPORT_TTL_HOURS", get("EXPORT_TTL_HOURS") or "24", minimum=1),
+            api_rate_limit=_int("API_RATE_LIMIT", get("API_RATE_LIMIT") or "120", minimum=1),
+            registration_limit=_int(
+                "REGISTRATION_LIMIT", get("REGISTRATION_LIMIT") or "10", minimum=1
+            ),
+            metrics_token=metrics_token,
         )
 
 

@@ -36,13 +36,12 @@ from app.accounts.schemas import (
     ValidationErrorOut,
 )
 from app.accounts.service import AccountService
+from app.accounts.web import REGISTRATION_WINDOW
 from app.errors import ApiOperation
 from app.lib.requests import client_ip
 from app.lib.throttle import Throttle
 from app.lib.validation import normalize_email
 
-REGISTER_LIMIT = 10  # per IP
-REGISTER_WINDOW = 3600
 LOGIN_LIMIT = 5  # attempts per (lower-cased email, IP)
 LOGIN_WINDOW = 60
 LOGIN_FAILURE_LIMIT = 100  # failures per account, whatever the IP
@@ -82,7 +81,9 @@ class AuthController(Controller):
     ) -> AccountOut:
         # Shared with the browser's registration form.
         verdict = await throttle.hit(
-            f"register:{client_ip(request.scope)}", limit=REGISTER_LIMIT, window=REGISTER_WINDOW
+            f"register:{client_ip(request.scope)}",
+            limit=request.app.state.settings.registration_limit,
+            window=REGISTRATION_WINDOW,
         )
         if not verdict.allowed:
             raise too_many_requests(verdict, "Too many registrations from your address.")

@@ -37,7 +37,6 @@ from app.lib.throttle import Throttle, Verdict
 BEARER_SCHEME = "bearer"
 BEARER_SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 
-API_LIMIT = 120  # requests per token
 API_WINDOW = 60  # seconds
 RATE_LIMIT_STATE = "api_rate_limit"
 
@@ -83,7 +82,7 @@ async def bearer_guard(connection: ASGIConnection, handler: BaseRouteHandler) ->
 
     Missing, malformed, unknown, expired or revoked tokens: 401 with ``WWW-Authenticate:
     Bearer`` (through ``LoginRequired``). A token whose owner has not verified the email:
-    403. More than ``API_LIMIT`` requests a minute on one token: 429 with ``Retry-After``.
+    403. More than API_RATE_LIMIT requests a minute on one token: 429 with ``Retry-After``.
     """
     raw = bearer_token(connection)
     if raw is None:
@@ -103,11 +102,12 @@ async def bearer_guard(connection: ASGIConnection, handler: BaseRouteHandler) ->
         raise VerificationRequired()
 
     throttle: Throttle = connection.app.state.throttle
-    verdict = await throttle.hit(f"api:{record.id}", limit=API_LIMIT, window=API_WINDOW)
+    limit = connection.app.state.settings.api_rate_limit
+    verdict = await throttle.hit(f"api:{record.id}", limit=limit, window=API_WINDOW)
     connection.scope.setdefault("state", {})[RATE_LIMIT_STATE] = verdict
     if not verdict.allowed:
         raise too_many_requests(
-            verdict, f"This token made more than {API_LIMIT} requests in a minute. Slow down."
+            verdict, f"This token made more than {limit} requests in a minute. Slow down."
         )
     connection.scope["user"] = account
     connection.scope["auth"] = record

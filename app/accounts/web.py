@@ -55,7 +55,7 @@ HOME = "home"
 # Throttles: at most `limit` in each `window` of seconds, counted in the shared store.
 LOGIN_ATTEMPTS = {"limit": 5, "window": 60}  # per (email, IP)
 LOGIN_FAILURES = {"limit": 100, "window": 3600}  # per account
-REGISTRATIONS = {"limit": 10, "window": 3600}  # per IP
+REGISTRATION_WINDOW = 3600  # REGISTRATION_LIMIT registrations per IP in this window
 VERIFY_RESENDS = {"limit": 6, "window": 60}  # per account
 RESET_REQUESTS = {"limit": 6, "window": 60}  # per IP: each one sends a mail
 
@@ -177,7 +177,11 @@ class SessionController(Controller):
     async def register(
         self, request: Request, data: FormData, accounts: Accounts, throttle: Throttled
     ) -> Response[Any]:
-        verdict = await throttle.hit(f"register:{client_ip(request.scope)}", **REGISTRATIONS)
+        verdict = await throttle.hit(
+            f"register:{client_ip(request.scope)}",
+            limit=request.app.state.settings.registration_limit,
+            window=REGISTRATION_WINDOW,
+        )
         if not verdict.allowed:
             refuse(verdict, "Too many accounts were created from your network in the last hour.")
         try:

@@ -19,6 +19,8 @@ from typing import Any
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.lib.metrics import UNMATCHED, RequestMetrics
+
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 logger = logging.getLogger("crm.requests")
@@ -68,8 +70,14 @@ def loggable_path(path: str, secret_prefixes: tuple[str, ...]) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, secret_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        secret_prefixes: tuple[str, ...] = (),
+        metrics: RequestMetrics | None = None,
+    ) -> None:
         self.app = app
+        self.metrics = metrics
         # Paths whose remainder is a credential (a password-reset link): kept out of logs.
         self.secret_prefixes = secret_prefixes
 
@@ -96,6 +104,12 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            duration = time.perf_counter() - started
+            if self.metrics is not None:
+                # The route's template (one series per route, not per customer), set by
+                # the router on this very scope.
+                route = str(scope.get("path_template") or UNMATCHED)
+                self.metrics.observe(str(scope.get("method", "")), route, status, duration)
             logger.info(
                 "request",
                 extra={
@@ -104,7 +118,7 @@ class RequestContextMiddleware:
                         "method": scope.get("method"),
                         "path": loggable_path(scope.get("path", ""), self.secret_prefixes),
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(duration * 1000, 2),
                     }
                 },
             )

@@ -147,7 +147,9 @@ async def test_invalid_uploads_are_422_and_keep_nothing(
     assert response.status_code == 422, response.text
     assert "file" in response.json()["errors"]
     response = await person.client.post(API, data={"x": "y"}, headers=person.headers)
-    assert response.status_code == 400  # not multipart at all
+    # Not multipart at all: invalid input, answered like any other on the API.
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"]["body"]
     assert (await person.get(API)).json()["data"] == []
     storage = client.app.state.storage
     assert await _list(client, storage, person.user_id) == []
