@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve migrate worker test lint format bench bench-quick clean audit-verify
+.PHONY: help install run serve migrate worker test lint format bench bench-quick clean audit-verify chaos
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ bench: install ## All benchmarks: one table + var/bench/latest.json (see tests/p
 
 bench-quick: ## make bench with BENCH_QUICK=1: 10,000 rows, a few minutes, as CI runs it
 	@BENCH_QUICK=1 $(MAKE) --no-print-directory bench
+
+chaos: install ## Failure tests: SAQ workers killed with SIGKILL mid-import (full stack, minutes)
+	$(BIN)/pytest tests/chaos -m chaos -s
 
 audit-verify: install ## Check a user's audit hash chain: make audit-verify USER=email-or-id
 	@test "$(origin USER)" = "command line" || { echo "usage: make audit-verify USER=email-or-id"; exit 2; }

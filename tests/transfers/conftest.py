@@ -151,9 +151,12 @@ from tests.jobs.workers import WorkerProcess, _drop_queue_keys, _wait_for_worker
 
 
 @contextlib.contextmanager
-def import_worker(settings: Settings, home: Path) -> Iterator[WorkerProcess]:
+def import_worker(
+    settings: Settings, home: Path, *, keep_queue: bool = False
+) -> Iterator[WorkerProcess]:
     """``saq jobs.worker.settings`` (the deployed worker) on the profile's database, Redis,
-    S3 bucket and the test's own queue."""
+    S3 bucket and the test's own queue, whose keys are dropped afterwards unless
+    ``keep_queue`` (another worker takes over the queue, jobs included)."""
     assert settings.redis_url
     assert settings.s3_endpoint
     env = {key: value for key, value in os.environ.items() if not key.startswith("S3_")}
@@ -191,7 +194,8 @@ def import_worker(settings: Settings, home: Path) -> Iterator[WorkerProcess]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
-        _drop_queue_keys(settings.redis_url, settings.jobs_queue)
+        if not keep_queue:
+            _drop_queue_keys(settings.redis_url, settings.jobs_queue)
 
 
 @pytest.fixture
