@@ -32,6 +32,7 @@ MESSAGES = {
     405: "That address does not accept this kind of request.",
     429: "Too many attempts. Wait a minute and try again.",
     500: "Something went wrong on our side. It has been logged.",
+    503: "The service is not available for a moment. Try again in a few seconds.",
 }
 
 # The largest BIGINT: no row has an id beyond it, and both databases refuse such a parameter.
@@ -114,6 +115,25 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     response = error_response(request, exc.status_code, detail if exc.status_code != 404 else None)
     if exc.headers:
         response.headers.update(exc.headers)
+    return response
+
+
+BACKEND_DOWN = (
+    "The service is catching its breath: a part of it is not answering. Nothing you did "
+    "was lost; try again in a few seconds."
+)
+
+
+def handle_backend_down(request: Request, exc: Exception) -> Response:
+    """Redis (sessions, rate limits, cache, the job queue) not answering: 503 with
+    Retry-After, in words, instead of a 500. /readyz names what is down."""
+    logger.warning(
+        "a backend is not answering: %s",
+        exc,
+        extra={"fields": {"request_id": request_id_of(request.scope), "path": request.url.path}},
+    )
+    response = error_response(request, 503, BACKEND_DOWN)
+    response.headers["Retry-After"] = "5"
     return response
 
 

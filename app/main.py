@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
+from redis.exceptions import RedisError
 
 from app import errors
 from app.accounts.api import api_route_handlers
@@ -174,6 +175,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ValidationFailed: errors.handle_validation_failed,
             ClientException: errors.handle_client_error,
             HTTPException: errors.handle_http_exception,
+            RedisError: errors.handle_backend_down,
             Exception: errors.handle_unexpected,
         },
         logging_config=None,
@@ -208,6 +210,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return app
 
 
-# For ASGI servers (`uvicorn app.main:app`). Building the app connects to nothing:
-# connections open in the lifespan, so importing this module stays cheap.
+# For ASGI servers (`crm serve` runs granian on it; `uvicorn app.main:app` works too).
+# Building the app connects to nothing: connections open in the lifespan, so importing
+# this module stays cheap.
 app = create_app()

@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar.stores.base import Store
 from litestar.stores.redis import RedisStore
+from redis.exceptions import RedisError
 
 from app.customers.cached import CachedCustomerRepository
 from app.customers.repository import PiccoloCustomerRepository
@@ -44,7 +45,18 @@ async def import_customers(ctx: dict[str, Any], user_id: int, transfer_id: int) 
     store, own_store = _cache_store(ctx, settings)
     invalidate = None
     if store is not None:
-        invalidate = CachedCustomerRepository(PiccoloCustomerRepository(), store)._bump
+        bump = CachedCustomerRepository(PiccoloCustomerRepository(), store)._bump
+
+        async def invalidate(user_id: int) -> None:
+            # The rows are committed; a Redis blip must not fail the import over the
+            # cache. (A Redis that restarted empty holds no stale page anyway.)
+            try:
+                await bump(user_id)
+            except RedisError as error:
+                logger.warning(
+                    "import %s: the customers cache was not refreshed: %s", transfer_id, error
+                )
+
     importer = Importer(
         ctx["storage"], chunk_rows=settings.import_chunk_rows, invalidate=invalidate
     )

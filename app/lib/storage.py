@@ -92,7 +92,20 @@ class ObjectNotFound(StorageError, LookupError):
 
 
 class StorageUnavailable(StorageError):
-    """The backend cannot be reached or written (raised by ``check``)."""
+    """The backend cannot be reached or written (``check``, and any call to an S3 server
+    that does not answer)."""
+
+
+@contextlib.contextmanager
+def _answering(endpoint: str) -> Any:
+    """Connection failures to the S3 server as StorageUnavailable, so that callers can
+    say "try again later" in words instead of failing with a transport error."""
+    try:
+        yield
+    except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as error:
+        raise StorageUnavailable(
+            f"the object storage at {endpoint} is not answering ({type(error).__name__})"
+        ) from error
 
 
 @dataclass(frozen=True, slots=True)
@@ -643,6 +656,7 @@ class S3Storage:
         if "://" in endpoint:
             parts = urlsplit(endpoint)
             endpoint, secure = parts.netloc, parts.scheme == "https"
+        self.endpoint = endpoint
         self.bucket = bucket
         common: dict[str, Any] = {
             "access_key": access_key,
@@ -703,11 +717,13 @@ class S3Storage:
             )
 
         if chunks is None:
-            await asyncio.to_thread(upload, cast(SupportsRead, source))
+            with _answering(self.endpoint):
+                await asyncio.to_thread(upload, cast(SupportsRead, source))
         else:
             reader = _ThreadReader(chunks, asyncio.get_running_loop())
             try:
-                await asyncio.to_thread(upload, reader)
+                with _answering(self.endpoint):
+                    await asyncio.to_thread(upload, reader)
             except asyncio.CancelledError:
                 # The thread cannot be interrupted; make its next read fail so minio
                 # aborts the multipart upload instead of waiting on a dead request.
@@ -720,12 +736,14 @@ class S3Storage:
     async def delete(self, key: str) -> None:
         validate_key(key)
         # S3 answers a delete of a missing key with success already.
-        await asyncio.to_thread(self.client.remove_object, self.bucket, key)
+        with _answering(self.endpoint):
+            await asyncio.to_thread(self.client.remove_object, self.bucket, key)
 
     async def stat(self, key: str) -> ObjectInfo:
         validate_key(key)
         try:
-            obj = await asyncio.to_thread(self.client.stat_object, self.bucket, key)
+            with _answering(self.endpoint):
+                obj = await asyncio.to_thread(self.client.stat_object, self.bucket, key)
         except S3Error as error:
             raise _translate(error, key) from error
         return ObjectInfo(
@@ -738,7 +756,8 @@ class S3Storage:
     async def get(self, key: str) -> ChunkStream:
         validate_key(key)
         try:
-            response = await asyncio.to_thread(self.client.get_object, self.bucket, key)
+            with _answering(self.endpoint):
+                response = await asyncio.to_thread(self.client.get_object, self.bucket, key)
         except S3Error as error:
             raise _translate(error, key) from error
 
@@ -763,7 +782,8 @@ class S3Storage:
                 if not obj.is_dir
             ]
 
-        found = await asyncio.to_thread(collect)
+        with _answering(self.endpoint):
+            found = await asyncio.to_thread(collect)
         return sorted(found, key=lambda info: info.key)
 
     async def download_url(

@@ -9,6 +9,7 @@ truth: the job writes it, every page reads it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import io
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
@@ -23,7 +24,7 @@ from app.customers.models import EDITABLE_FIELDS, CustomerChange
 from app.customers.service import DELETED as CUSTOMER_DELETED
 from app.customers.service import UPDATED as CUSTOMER_UPDATED
 from app.lib.jobs import JobRunner
-from app.lib.storage import Storage
+from app.lib.storage import Storage, StorageError, StorageUnavailable
 from app.lib.validation import ValidationFailed
 from app.settings import Settings
 from app.transfers.csv_reader import MAX_SNIFF_BYTES, FileFormat, sniff_file
@@ -39,6 +40,12 @@ UPLOAD_CHUNK = 1024 * 1024
 REPORT_LINK_LIFETIME = timedelta(minutes=15)
 UNDO_BATCH = 5_000
 FINISHED = (TransferStatus.completed, TransferStatus.failed, TransferStatus.cancelled)
+
+
+STORAGE_DOWN = (
+    "We could not store your file: our file storage is not answering right now. Nothing "
+    "was kept; try again in a few minutes."
+)
 
 
 class ImportNotFound(LookupError):
@@ -185,6 +192,8 @@ class ImportService:
         try:
             try:
                 info = await self.storage.put(key, limited(), "text/csv")
+            except StorageUnavailable:
+                raise ValidationFailed({"file": STORAGE_DOWN}) from None
             except Exception:
                 if state["too_large"]:
                     raise ValidationFailed(
@@ -215,8 +224,12 @@ class ImportService:
         return await self.get(user_id, transfer.id)
 
     async def _discard(self, user_id: int, transfer_id: int, key: str) -> None:
-        await asyncio.shield(self.storage.delete(key))
+        # The row first: it is what the person sees. The object may not exist (a refused
+        # upload aborts its multipart upload) or the storage may be down; then nothing
+        # points at what may be left under the transfer's key.
         await asyncio.shield(self.repository.delete(user_id, transfer_id))
+        with contextlib.suppress(StorageError):
+            await asyncio.shield(self.storage.delete(key))
 
     # --- configure, start ----------------------------------------------------------------
 
