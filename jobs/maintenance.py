@@ -62,3 +62,51 @@ async def purge_expired_files(ctx: dict[str, Any], batch_size: int = PURGE_BATCH
             purged += len(deleted)
         if len(rows) < batch_size:
             return purged
+
+
+# What runs each kind of transfer, and its job's key (the services' own names).
+_TRANSFER_JOBS = {
+    "import": ("import_customers", "import:{}"),
+    "export": ("export_customers", "export:{}"),
+}
+
+
+async def requeue_lost_transfers(ctx: dict[str, Any]) -> int:
+    """Queue again the job of every queued or running import and export; return how many.
+
+    A job can vanish while its transfer row still says queued or running: Redis restarted
+    empty (it keeps no disk copy), or the web process that held an in-process job
+    stopped. Enqueueing under the transfer's key is safe for the others: a job still
+    queued or running under that key is not queued twice. An import picks up from its
+    checkpoint, an export starts its file again.
+    """
+    from app.lib.jobs import SaqJobRunner
+    from jobs.registry import JOBS
+
+    rows = await Transfer.select(Transfer.id, Transfer.user_id, Transfer.kind).where(
+        Transfer.status.is_in(list(_IN_USE))
+    )
+    if not rows:
+        return 0
+    runner = ctx.get("jobs")
+    own = None
+    if runner is None:
+        settings = ctx["settings"]
+        if not settings.redis_url:
+            return 0  # nothing to queue on
+        runner = own = SaqJobRunner(settings.redis_url, settings.jobs_queue, JOBS)
+        await own.start()
+    try:
+        for row in rows:
+            name, key = _TRANSFER_JOBS[row["kind"]]
+            await runner.enqueue(
+                name,
+                key=key.format(row["id"]),
+                user_id=row["user_id"],
+                transfer_id=row["id"],
+            )
+    finally:
+        if own is not None:
+            await own.stop()
+    logger.info("made sure %d queued or running transfers have their job", len(rows))
+    return len(rows)

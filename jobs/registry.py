@@ -6,7 +6,7 @@ from app.lib.jobs import JobDefinition, ScheduledJob
 from jobs.audit import apply_audit_retention, archive_audit_logs
 from jobs.exports import EXPORT_RETRIES, expire_exports, export_customers, notify_export_ready
 from jobs.imports import IMPORT_RETRIES, import_customers
-from jobs.maintenance import purge_expired_files
+from jobs.maintenance import purge_expired_files, requeue_lost_transfers
 
 PURGE_EXPIRED_FILES = JobDefinition(
     name="purge_expired_files",
@@ -77,7 +77,17 @@ EXPIRE_EXPORTS = JobDefinition(
     retry_delay=30.0,
 )
 
+# Every 5 minutes: a transfer whose job was lost (Redis restarted empty, the process
+# holding an in-process job stopped) gets it back; the others are left alone.
+REQUEUE_LOST_TRANSFERS = JobDefinition(
+    name="requeue_lost_transfers",
+    function=requeue_lost_transfers,
+    timeout=120,
+    retries=1,
+)
+
 JOBS: list[JobDefinition] = [
+    REQUEUE_LOST_TRANSFERS,
     IMPORT_CUSTOMERS,
     EXPORT_CUSTOMERS,
     NOTIFY_EXPORT_READY,
@@ -89,6 +99,7 @@ JOBS: list[JobDefinition] = [
 
 SCHEDULED: list[ScheduledJob] = [
     ScheduledJob(PURGE_EXPIRED_FILES, cron="*/15 * * * *"),
+    ScheduledJob(REQUEUE_LOST_TRANSFERS, cron="*/5 * * * *"),
     ScheduledJob(EXPIRE_EXPORTS, cron="*/15 * * * *"),
     # Daily, in the quiet hours (UTC); retention after the archive run.
     ScheduledJob(ARCHIVE_AUDIT_LOGS, cron="17 2 * * *"),

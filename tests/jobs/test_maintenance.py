@@ -16,7 +16,7 @@ from app.accounts.tables import User
 from app.lib.jobs import SaqJobRunner
 from app.settings import Settings
 from app.transfers.tables import Transfer
-from jobs.maintenance import purge_expired_files
+from jobs.maintenance import purge_expired_files, requeue_lost_transfers
 from jobs.registry import JOBS
 from jobs.worker import build_job_context, close_job_context
 from tests.fixtures.profiles import SECRET
@@ -177,3 +177,39 @@ async def test_the_real_worker_runs_the_registered_purge(
         assert await stored_keys(context) == set()
     finally:
         await close_job_context(context)
+
+
+class RecordingRunner:
+    """Stands in for the job runner: what the recovery job asks to queue."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[tuple[str, str | None, dict[str, Any]]] = []
+
+    async def enqueue(self, name: str, *, key: str | None = None, **kwargs: Any) -> str:
+        self.enqueued.append((name, key, kwargs))
+        return key or name
+
+
+async def test_lost_transfers_get_their_job_back(ctx: dict[str, Any]) -> None:
+    user = await make_user()
+    queued_import = await make_transfer(ctx, user, kind="import", status="queued")
+    running_export = await make_transfer(ctx, user, kind="export", status="running")
+    for status in ("pending", "completed", "failed", "cancelled", "expired"):
+        await make_transfer(ctx, user, kind="import", status=status)
+    runner = RecordingRunner()
+
+    assert await requeue_lost_transfers({**ctx, "jobs": runner}) == 2
+    assert sorted(runner.enqueued) == sorted(
+        [
+            (
+                "import_customers",
+                f"import:{queued_import}",
+                {"user_id": user, "transfer_id": queued_import},
+            ),
+            (
+                "export_customers",
+                f"export:{running_export}",
+                {"user_id": user, "transfer_id": running_export},
+            ),
+        ]
+    )
