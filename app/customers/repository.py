@@ -462,15 +462,44 @@ class PiccoloCustomerRepository:
 
 # --- exports: every matching row, in the dashboard's order, in keyset batches ------------
 
+# The cells of an export row, in the file's column order (the import reads these headers).
+EXPORT_CELLS = (
+    "name",
+    "email",
+    "phone",
+    "organization",
+    "job_title",
+    "notes",
+    "created_at",
+    "updated_at",
+    "slug",
+)
+EXPORT_WIDTH = len(EXPORT_CELLS)
+_EXPORT_ID, _EXPORT_KEY = EXPORT_WIDTH, EXPORT_WIDTH + 1  # after the cells: the keyset
+# A timestamptz as text exactly as Python's ``isoformat()`` writes an aware UTC datetime
+# (microseconds only when there are some), made by PostgreSQL instead of per row in Python.
+_PG_ISO = (
+    "replace(to_char({} AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), '.000000+', '+')"
+)
+
 
 @dataclass(frozen=True)
 class ExportBatch:
-    """One batch of an export: the rows as the database gives them (the columns of
-    ``COLUMNS``; no Customer objects, a million of them cost seconds), and where the
-    next batch starts."""
+    """One batch of an export, and where the next batch starts.
 
-    rows: list[dict[str, Any]]
+    Each row is a sequence whose first ``EXPORT_WIDTH`` items are the cells in
+    ``EXPORT_CELLS`` order: text (None for an empty cell), the two times already ISO 8601
+    text, not formula-guarded yet (the writer does that). Items after them are the
+    keyset's. On PostgreSQL the rows are the driver's records as they arrive (no dict, no
+    Customer object per row: at a million rows each costs seconds); on SQLite, tuples."""
+
+    rows: Sequence[Sequence[Any]]
     after: tuple[Any, int] | None  # (sort value, id) of the last row; None: no more rows
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
 
 
 def _export_conditions(
@@ -504,33 +533,60 @@ async def export_count(
     return int(rows[0]["n"])
 
 
-async def export_batch(
+def _export_cells(postgres: bool) -> str:
+    """The cells (and the row's id) as SELECT items over the customers row ``c``."""
+    items = []
+    for name in EXPORT_CELLS:
+        if postgres and name in ("created_at", "updated_at"):
+            items.append(_PG_ISO.format(f"c.{name}") + f" AS {name}")
+        else:
+            items.append(f"c.{name}")
+    return ", ".join(items) + ", c.id AS id"
+
+
+@dataclass(frozen=True)
+class ExportSelect:
+    """The SELECT of one export batch: the cells (``EXPORT_CELLS``), then ``id`` and
+    ``sort_key``, in the batch's order. ``order`` is that order over those output names
+    (``sort_key DESC, id DESC``), for a query that wraps this one; ``last_first`` the
+    reverse (its first row is the batch's last)."""
+
+    sql: QueryString
+    column: str  # the customers column (or "rank") the list is sorted by
+    order: str
+    last_first: str
+
+
+def export_select(
     repository: PiccoloCustomerRepository,
     user_id: int,
     query: ListQuery,
     after: tuple[Any, int] | None,
     limit: int,
     slugs: Sequence[str] | None = None,
-) -> ExportBatch:
+) -> ExportSelect:
     """The next ``limit`` rows of ``query`` after ``after``, in exactly the order of the
     dashboard's list (``list_page`` read forward): same filters, same search, same sort
     and the id as tie-breaker. Keyset, never OFFSET: every batch costs the same."""
     sort = effective_sort(query)
     column, ascending = _SORTS[sort]
     source, conditions, found = _export_conditions(repository, user_id, query, slugs)
+    cells = _export_cells(isinstance(repository.engine, PostgresEngine))
     direction = "ASC" if ascending else "DESC"
+    backwards = "DESC" if ascending else "ASC"
     comparison = ">" if ascending else "<"
+    # Only constants are formatted into these strings; every value is a parameter.
     if found is not None and sort == "relevance":
         # Rank is computed, not stored: number the hits with it, then page over it.
         keyset = (
-            QueryString("WHERE (h.rank, h.id) < ({}, {})", after[0], after[1])
+            QueryString("WHERE (h.sort_key, h.id) < ({}, {})", after[0], after[1])
             if after
             else QueryString("")
         )
         sql = QueryString(
             "SELECT * FROM ("  # noqa: S608
-            f"SELECT {_SELECT_COLUMNS}, {{}} AS rank FROM {{}} WHERE {{}}"
-            ") AS h {} ORDER BY h.rank DESC, h.id DESC LIMIT {}",
+            f"SELECT {cells}, {{}} AS sort_key FROM {{}} WHERE {{}}"
+            ") AS h {} ORDER BY h.sort_key DESC, h.id DESC LIMIT {}",
             found.rank,
             source,
             _and(conditions),
@@ -543,20 +599,66 @@ async def export_batch(
                 QueryString(f"(c.{column}, c.id) {comparison} ({{}}, {{}})", after[0], after[1])
             )
         sql = QueryString(
-            f"SELECT {_SELECT_COLUMNS} FROM {{}} WHERE {{}} "  # noqa: S608
+            f"SELECT {cells}, c.{column} AS sort_key FROM {{}} WHERE {{}} "  # noqa: S608
             f"ORDER BY c.{column} {direction}, c.id {direction} LIMIT {{}}",
             source,
             _and(conditions),
             limit,
         )
-    rows: list[dict[str, Any]] = await CustomerTable.raw("{}", sql)
+    return ExportSelect(
+        sql=sql,
+        column=column,
+        order=f"sort_key {direction}, id {direction}",
+        last_first=f"sort_key {backwards}, id {backwards}",
+    )
+
+
+def export_after(column: str, sort_key: Any, row_id: Any) -> tuple[Any, int]:
+    """Where the batch after a row of (``sort_key``, ``row_id``) starts, as ``after``."""
+    if column == "rank":
+        value: Any = float(sort_key)
+    elif column == "name":
+        value = sort_key
+    else:
+        value = _as_datetime(sort_key)
+    return value, int(row_id)
+
+
+async def _export_fetch(engine: Engine, sql: QueryString) -> Sequence[Sequence[Any]]:
+    if isinstance(engine, PostgresEngine) and engine.pool is not None:
+        # Straight through asyncpg on the app's pool: records, not Piccolo's dicts.
+        text, args = sql.compile_string("postgres")
+        async with engine.pool.acquire() as connection:
+            rows: Sequence[Sequence[Any]] = await connection.fetch(text, *args)
+            return rows
+    found: list[dict[str, Any]] = await CustomerTable.raw("{}", sql)
+    if isinstance(engine, PostgresEngine):
+        return [tuple(row.values()) for row in found]
+    return [
+        (
+            *(row[name] for name in EXPORT_CELLS[:6]),
+            _as_datetime(row["created_at"]).isoformat(),
+            _as_datetime(row["updated_at"]).isoformat(),
+            row["slug"],
+            row["id"],
+            row["sort_key"],
+        )
+        for row in found
+    ]
+
+
+async def export_batch(
+    repository: PiccoloCustomerRepository,
+    user_id: int,
+    query: ListQuery,
+    after: tuple[Any, int] | None,
+    limit: int,
+    slugs: Sequence[str] | None = None,
+) -> ExportBatch:
+    """The rows of ``export_select``, read."""
+    select = export_select(repository, user_id, query, after, limit, slugs)
+    rows = await _export_fetch(repository.engine, select.sql)
     if len(rows) < limit:
         return ExportBatch(rows, None)
     last = rows[-1]
-    if column == "rank":
-        value: Any = float(last["rank"])
-    elif column == "name":
-        value = last["name"]
-    else:
-        value = _as_datetime(last[column])
-    return ExportBatch(rows, (value, int(last["id"])))
+    return ExportBatch(rows, export_after(select.column, last[_EXPORT_KEY], last[_EXPORT_ID]))

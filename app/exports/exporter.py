@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from app.audit.models import EXPORTED
 from app.audit.service import AuditService
-from app.customers.repository import ExportBatch
+from app.customers.models import ListQuery
 from app.exports.repository import PiccoloExportRepository
 from app.exports.service import (
     NOTIFY_JOB,
@@ -38,13 +38,68 @@ from app.transfers.repository import TransferRecord
 from app.transfers.tables import TransferStatus
 
 BATCH_ROWS = 5_000
+# CSV chunks (one batch each) made ahead of the upload: a few MB at most.
+AHEAD_CHUNKS = 4
 Heartbeat = Callable[[], Awaitable[None]]
+
+
+class Batch(Protocol):
+    """What the repository reads per batch: rows (or their CSV) and where to go on."""
+
+    @property
+    def count(self) -> int: ...
+    @property
+    def after(self) -> tuple[Any, int] | None: ...
+
+
+B = TypeVar("B", bound=Batch)
+Read = Callable[[int, ListQuery, tuple[Any, int] | None, int, Sequence[str] | None], Awaitable[B]]
 # Called with the number of rows written so far, after each batch: tests inject faults.
 Fault = Callable[[int], None]
 
 
 class ExportStopped(Exception):
     """The export was cancelled while it ran: the upload is abandoned (and aborted)."""
+
+
+class _Failed:
+    """What ended the chunks early, handed from the making task to the reader."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+async def ahead(chunks: AsyncGenerator[bytes, None], depth: int) -> AsyncIterator[bytes]:
+    """``chunks``, made by a task of their own up to ``depth`` chunks ahead of the reader.
+
+    Storage pulls the next chunk only when it wants more bytes (on S3, when it assembles
+    the next part); made on demand, no chunk would be made while a part is sent. Memory
+    stays bounded: at most ``depth`` chunks wait. What the making raises is raised here,
+    to the reader (so the upload is aborted); a reader that stops early stops the making.
+    """
+    queue: asyncio.Queue[bytes | _Failed | None] = asyncio.Queue(maxsize=depth)
+
+    async def make() -> None:
+        try:
+            async with contextlib.aclosing(chunks) as made:
+                async for chunk in made:
+                    await queue.put(chunk)
+        except Exception as error:
+            await queue.put(_Failed(error))
+        else:
+            await queue.put(None)
+
+    maker = asyncio.create_task(make())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        if not maker.done():
+            maker.cancel()
+            with contextlib.suppress(BaseException):
+                await maker
 
 
 class Exporter:
@@ -96,7 +151,7 @@ class Exporter:
             if fmt == CSV:
                 info = await self.storage.put(
                     key,
-                    self._csv(transfer, written, heartbeat),
+                    ahead(self._csv(transfer, written, heartbeat), AHEAD_CHUNKS),
                     CONTENT_TYPES[CSV],
                 )
             else:
@@ -108,27 +163,29 @@ class Exporter:
     # --- the rows -------------------------------------------------------------------------
 
     async def _batches(
-        self, transfer: TransferRecord, written: dict[str, int], heartbeat: Heartbeat | None
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+        self,
+        transfer: TransferRecord,
+        written: dict[str, int],
+        heartbeat: Heartbeat | None,
+        read: Read[B],
+    ) -> AsyncIterator[B]:
         user_id = transfer.user_id
         query, slugs = query_of(transfer.options), slugs_of(transfer.options)
 
-        def read(after: tuple[Any, int] | None) -> asyncio.Task[ExportBatch]:
-            return asyncio.ensure_future(
-                self.repository.rows(user_id, query, after, self.batch_rows, slugs)
-            )
+        def start(after: tuple[Any, int] | None) -> asyncio.Future[B]:
+            return asyncio.ensure_future(read(user_id, query, after, self.batch_rows, slugs))
 
-        # The next batch is read while this one is written: the database and the CSV
-        # writer work at the same time.
-        pending = read(None)
+        # The next batch is read while this one is written: the database and the writer
+        # work at the same time.
+        pending = start(None)
         try:
             while True:
                 batch = await pending
                 if batch.after is not None:
-                    pending = read(batch.after)
-                if batch.rows:
-                    yield batch.rows
-                    written["rows"] += len(batch.rows)
+                    pending = start(batch.after)
+                if batch.count:
+                    yield batch
+                    written["rows"] += batch.count
                     if self.fault is not None:
                         self.fault(written["rows"])
                     # Progress, and the cancel check, in one statement per batch.
@@ -146,11 +203,11 @@ class Exporter:
 
     async def _csv(
         self, transfer: TransferRecord, written: dict[str, int], heartbeat: Heartbeat | None
-    ) -> AsyncIterator[bytes]:
-        writer = CsvWriter(bom=bool(transfer.options.get("bom")))
-        yield writer.header()
-        async for rows in self._batches(transfer, written, heartbeat):
-            yield writer.batch(rows)
+    ) -> AsyncGenerator[bytes, None]:
+        yield CsvWriter(bom=bool(transfer.options.get("bom"))).header()
+        batches = self._batches(transfer, written, heartbeat, self.repository.csv_batch)
+        async for batch in batches:
+            yield batch.data
 
     async def _xlsx(
         self,
@@ -160,8 +217,8 @@ class Exporter:
         heartbeat: Heartbeat | None,
     ) -> ObjectInfo:
         writer = XlsxWriter()
-        async for rows in self._batches(transfer, written, heartbeat):
-            await asyncio.to_thread(writer.batch, rows)
+        async for batch in self._batches(transfer, written, heartbeat, self.repository.rows):
+            await asyncio.to_thread(writer.batch, batch.rows)
         handle = await asyncio.to_thread(writer.finish)
         try:
             return await self.storage.put(key, handle, CONTENT_TYPES["xlsx"])

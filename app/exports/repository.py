@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from piccolo.engine.postgres import PostgresEngine
 from piccolo.querystring import QueryString
 
 from app.accounts.tables import User
@@ -20,9 +21,12 @@ from app.customers.models import ListQuery
 from app.customers.repository import (
     ExportBatch,
     PiccoloCustomerRepository,
+    export_after,
     export_batch,
     export_count,
+    export_select,
 )
+from app.exports.writer import CSV_LINE_SQL, csv_rows
 from app.transfers.repository import (
     TRANSFER_COLUMNS,
     PiccoloTransferRepository,
@@ -30,6 +34,15 @@ from app.transfers.repository import (
     transfer_from_row,
 )
 from app.transfers.tables import Transfer, TransferKind, TransferStatus
+
+
+@dataclass(frozen=True)
+class CsvBatch:
+    """One batch of an export as CSV lines (UTF-8), how many, and where the next starts."""
+
+    data: bytes
+    count: int
+    after: tuple[Any, int] | None  # None: no more rows
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,41 @@ class PiccoloExportRepository(PiccoloTransferRepository):
         slugs: Sequence[str] | None,
     ) -> ExportBatch:
         return await export_batch(self._customers, user_id, query, after, limit, slugs)
+
+    async def csv_batch(
+        self,
+        user_id: int,
+        query: ListQuery,
+        after: tuple[Any, int] | None,
+        limit: int,
+        slugs: Sequence[str] | None,
+    ) -> CsvBatch:
+        """The rows of ``rows`` as CSV lines. On PostgreSQL the database writes them (the
+        same bytes as ``csv_rows``): one aggregated value per batch, so no Python runs per
+        row; at a million rows, per-row Python was most of an export's time."""
+        engine = self.engine
+        if not isinstance(engine, PostgresEngine) or engine.pool is None:
+            batch = await self.rows(user_id, query, after, limit, slugs)
+            return CsvBatch(csv_rows(batch.rows), batch.count, batch.after)
+        select = export_select(self._customers, user_id, query, after, limit, slugs)
+        sql, args = QueryString(
+            f"SELECT convert_to(string_agg({CSV_LINE_SQL}, '' ORDER BY {select.order}), "  # noqa: S608
+            "'UTF8') AS data, count(*) AS n, "
+            f"(array_agg(sort_key ORDER BY {select.last_first}))[1] AS sort_key, "
+            f"(array_agg(id ORDER BY {select.last_first}))[1] AS id "
+            "FROM ({}) AS b",
+            select.sql,
+        ).compile_string("postgres")
+        async with engine.pool.acquire() as connection:
+            row = await connection.fetchrow(sql, *args)
+        count = int(row["n"])
+        return CsvBatch(
+            data=row["data"] or b"",
+            count=count,
+            after=export_after(select.column, row["sort_key"], row["id"])
+            if count == limit
+            else None,
+        )
 
     async def progress(self, user_id: int, transfer_id: int, processed: int) -> bool:
         """Record progress while the export runs; False once it is no longer running

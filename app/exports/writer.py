@@ -4,9 +4,11 @@ Both write the columns our own import reads back, and both apply OWASP's CSV-inj
 rule (``guard_formula``): a cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
 return gets a leading ``'``; the import strips exactly that prefix again.
 
-CSV is produced batch by batch as bytes (``CsvWriter.batch``): nothing but the current
-batch is held. XLSX is a zip whose directory comes last, so openpyxl's write-only mode
-streams the rows into a temporary file (``XlsxWriter``), which is then streamed to storage.
+CSV is produced batch by batch as bytes: nothing but the current batch is held. On
+PostgreSQL the database writes each batch's lines (``CSV_LINE_SQL``, the guard included);
+elsewhere ``csv.writer`` does (``csv_rows``); the bytes are the same, which tests/exports
+checks. XLSX is a zip whose directory comes last, so openpyxl's write-only mode streams the
+rows into a temporary file (``XlsxWriter``), which is then streamed to storage.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 from openpyxl import Workbook
@@ -44,43 +45,76 @@ CONTENT_TYPES = {
 }
 
 
-# First characters a spreadsheet may run as a formula: only these cells need the guard.
-_TRIGGERS = frozenset("=+-@\t\r")
+# First characters after which ``guard_formula`` may add its apostrophe: a spreadsheet may
+# run a cell starting with one of "=+-@\t\r", and "'" leads to such a cell once the import
+# strips its guard. Every other cell is written as it is, without calling the guard.
+_MAY_NEED_GUARD = frozenset("=+-@\t\r'")
+# The cells the guard applies to (the times and the slug never start with a trigger).
+GUARDED = frozenset(HEADER[:6])
+_FIRST_CODES = ", ".join(str(ord(first)) for first in sorted(_MAY_NEED_GUARD))
 
 
-def _text(value: str | None) -> str:
-    if not value:
-        return ""
-    return guard_formula(value) if value[0] in _TRIGGERS else value
-
-
-def _moment(value: Any) -> str:
-    # PostgreSQL hands back aware datetimes; SQLite may hand back text.
-    if not isinstance(value, datetime):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
-
-
-def row_values(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """One customers row (as the repository reads it) as the cells of a row, in HEADER
-    order, formula-guarded."""
+def row_values(row: Sequence[Any]) -> tuple[str, ...]:
+    """One export row (``ExportBatch``: the cells in HEADER order, times already text) as
+    the cells to write, formula-guarded. Inlined checks: this runs once per row."""
+    name, email, phone, organization, job_title, notes, created, updated, slug = row[:9]
+    guard, triggers = guard_formula, _MAY_NEED_GUARD
     return (
-        _text(row["name"]),
-        _text(row["email"]),
-        _text(row["phone"]),
-        _text(row["organization"]),
-        _text(row["job_title"]),
-        _text(row["notes"]),
-        _moment(row["created_at"]),
-        _moment(row["updated_at"]),
-        row["slug"],
+        guard(name) if name and name[0] in triggers else name or "",
+        guard(email) if email and email[0] in triggers else email or "",
+        guard(phone) if phone and phone[0] in triggers else phone or "",
+        guard(organization) if organization and organization[0] in triggers else organization or "",
+        guard(job_title) if job_title and job_title[0] in triggers else job_title or "",
+        guard(notes) if notes and notes[0] in triggers else notes or "",
+        created,
+        updated,
+        slug,
     )
 
 
+def _csv_cell_sql(column: str, guarded: bool) -> str:
+    """PostgreSQL: one cell of ``column`` as ``csv.writer`` writes it after ``row_values``."""
+    value = column
+    if guarded:
+        # guard_formula's rule (apostrophes, then a trigger: one more apostrophe in front),
+        # its regular expression only for a cell whose first character may need it.
+        value = (
+            f"CASE WHEN ascii({column}) IN ({_FIRST_CODES}) "
+            f"AND {column} ~ E'^''*[-=+@\\t\\r]' THEN '''' || {column} ELSE {column} END"
+        )
+    # Quoted, quotes doubled, when it holds the delimiter, a quote, CR or LF, as csv.writer
+    # does (the guard's apostrophe never changes that); NULL is an empty cell.
+    return (
+        f"CASE WHEN strpos({column}, ',') > 0 OR strpos({column}, '\"') > 0 "
+        f"OR strpos({column}, E'\\n') > 0 OR strpos({column}, E'\\r') > 0 "
+        f"THEN '\"' || replace({value}, '\"', '\"\"') || '\"' ELSE coalesce({value}, '') END"
+    )
+
+
+# PostgreSQL: the CSV line of one export row over the columns of ``export_select`` (named
+# as HEADER, the times already ISO 8601 text), CRLF included, exactly as ``csv_rows``
+# writes it. Made in the database, a batch of lines costs no Python per row;
+# tests/exports compares the two byte for byte.
+CSV_LINE_SQL = (
+    " || ',' || ".join(
+        name if name in ("created_at", "updated_at") else _csv_cell_sql(name, name in GUARDED)
+        for name in HEADER
+    )
+    + " || E'\\r\\n'"
+)
+
+
+def csv_rows(rows: Iterable[Sequence[Any]]) -> bytes:
+    """Export rows (``ExportBatch``) as CSV lines, UTF-8."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(map(row_values, rows))
+    return buffer.getvalue().encode("utf-8")
+
+
 class CsvWriter:
-    """RFC 4180 CSV through ``csv.writer`` (CRLF line ends, quotes doubled), UTF-8."""
+    """The file's start: the header line (RFC 4180 through ``csv.writer``: CRLF line ends,
+    quotes doubled), UTF-8, after a BOM if asked; the lines come from ``csv_rows`` or
+    ``CSV_LINE_SQL``."""
 
     def __init__(self, *, bom: bool = False) -> None:
         self._buffer = io.StringIO()
@@ -90,10 +124,6 @@ class CsvWriter:
     def header(self) -> bytes:
         self._writer.writerow(HEADER)
         return (BOM if self._bom else b"") + self._take()
-
-    def batch(self, rows: Iterable[Mapping[str, Any]]) -> bytes:
-        self._writer.writerows(map(row_values, rows))
-        return self._take()
 
     def _take(self) -> bytes:
         data = self._buffer.getvalue().encode("utf-8")
@@ -115,7 +145,7 @@ class XlsxWriter:
         self._sheet: Any = self._book.create_sheet("Customers")
         self._sheet.append(list(HEADER))
 
-    def batch(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    def batch(self, rows: Iterable[Sequence[Any]]) -> None:
         for row in rows:
             self._sheet.append([_xlsx_cell(v) for v in row_values(row)])
 

@@ -4,8 +4,8 @@ Run with `make bench` (or `BENCH_QUICK=1 make bench`: 10,000 rows instead of 1,0
 Side by side in one run, each in a fresh process of its own, on the same rows (the large
 book of tests/perf/conftest.py, newest first as the dashboard lists it):
 
-- the export job's work (``Exporter.run``: keyset batches -> csv.writer -> multipart
-  upload to S3), with that process's peak RSS (VmHWM);
+- the export job's work (``Exporter.run``: keyset batches, each one aggregated CSV value
+  written by PostgreSQL -> multipart upload to S3), with that process's peak RSS (VmHWM);
 - the raw ``COPY (SELECT ...) TO STDOUT WITH CSV`` of the same columns, rows and order,
   piped through the same storage seam to the same bucket.
 
@@ -222,7 +222,7 @@ def test_export_vs_raw_copy_and_flat_memory(
     rows = [
         ("raw COPY ... TO STDOUT piped to S3", f"{raw['seconds']:.1f}s", "", ""),
         ("  bytes", f"{raw['bytes']:,}", "", ""),
-        ("export job (batches, csv.writer, S3)", f"{export['seconds']:.1f}s", "", ""),
+        ("export job (keyset batches of CSV, S3)", f"{export['seconds']:.1f}s", "", ""),
         ("  bytes", f"{export['bytes']:,}", "", ""),
         ("  rows per second", f"{export['rows'] / export['seconds']:,.0f}", "", ""),
         ("export / raw COPY", f"{ratio:.2f}x", f"<= {RATIO_TARGET:.0f}x",
