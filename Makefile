@@ -39,7 +39,7 @@ bench: install ## All benchmarks: one table + var/bench/latest.json (see tests/p
 bench-quick: ## make bench with BENCH_QUICK=1: 10,000 rows, a few minutes, as CI runs it
 	@BENCH_QUICK=1 $(MAKE) --no-print-directory bench
 
-chaos: install ## Failure tests: SAQ workers killed with SIGKILL mid-import (full stack, minutes)
+chaos: install ## Failure tests: workers killed, Redis restarted, S3 stopped (full stack, minutes)
 	$(BIN)/pytest tests/chaos -m chaos -s
 
 audit-verify: install ## Check a user's audit hash chain: make audit-verify USER=email-or-id

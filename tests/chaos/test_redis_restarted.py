@@ -10,7 +10,9 @@ and jobs run again: a new import completes.
 
 The import that was running when Redis went loses its job with Redis: the test prints
 where it stopped, what /jobs offers for it, and what its Retry and Cancel buttons answer
-(they must not answer 500); the 500s, if any, are asserted last so that the rest shows.
+(they must not answer 500). The recovery job (`requeue_lost_transfers`, every 5 minutes)
+gives it its job back: cancelled by its owner meanwhile, it ends cancelled. The 500s, if
+any, are asserted last so that the rest shows.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
+from app.lib.jobs import SaqJobRunner
 from app.settings import Settings
+from jobs.registry import JOBS
 from tests.accounts.conftest import html, post_form, sign_in
 from tests.accounts.test_api import PASSWORD, bearer, issue_token, verified_user
 from tests.chaos.conftest import FULL_STACK_ONLY
@@ -275,5 +279,22 @@ async def test_the_web_and_the_jobs_live_through_a_redis_restart(
             assert (again["created"], again["failed"]) == (500, 0), again
             body = await import_status(person, running)
             print(f"the lost import, after the retry and cancel, and a new import: {body}")
+
+            # The scheduled recovery (every 5 minutes) gives the lost import its job back;
+            # run it now. Its owner asked to cancel it: it stops at its next chunk, with
+            # the rows it had committed kept.
+            runner = SaqJobRunner(settings.redis_url, settings.jobs_queue, JOBS)
+            await runner.start()
+            try:
+                await runner.enqueue("requeue_lost_transfers", key="recovery-now")
+            finally:
+                await runner.stop()
+            deadline = time.monotonic() + 90
+            while (lost := await import_status(person, running))["status"] not in FINISHED:
+                assert time.monotonic() < deadline, (lost, worker.output())
+                await asyncio.sleep(0.2)
+            print(f"the lost import after the recovery job: {lost}")
+            assert lost["status"] == "cancelled", lost
+            assert lost["processed_rows"] >= body["processed_rows"], lost
     # Last, so that a failure here still shows everything above working (or not).
     assert browsing.errors == [], f"pages answered 500 while Redis was down: {browsing.seen}"

@@ -5,6 +5,7 @@ import dataclasses
 import gzip
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -541,6 +542,7 @@ def test_formula_guard_round_trip(value):
 
 # ----------------------------------------------------------------------------- fuzzing
 
+HANG_BOUND = 5.0  # seconds for one fuzzed file of at most a few hundred bytes
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -580,6 +582,7 @@ def csv_like_bytes():
 @FUZZ
 @given(csv_like_bytes())
 def test_any_bytes_give_a_format_or_one_of_our_errors_and_rows_never_raise(data):
+    started = time.monotonic()
     try:
         fmt = sniff_file(io.BytesIO(data))
     except CsvError as error:
@@ -587,6 +590,9 @@ def test_any_bytes_give_a_format_or_one_of_our_errors_and_rows_never_raise(data)
         assert message
         return
     rows = list(iter_rows(io.BytesIO(data), fmt, max_record_bytes=256))
+    # Never hangs: a few hundred bytes take milliseconds; the bound leaves room for a
+    # busy machine, not for a loop that does not end.
+    assert time.monotonic() - started < HANG_BOUND
     offsets = [row.byte_offset_after for row in rows]
     assert offsets == sorted(offsets)
     assert all(offset <= len(data) for offset in offsets)
