@@ -210,7 +210,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return app
 
 
-# For ASGI servers (`crm serve` runs granian on it; `uvicorn app.main:app` works too).
+# For ASGI servers (`crm serve` runs uvicorn on it).
 # Building the app connects to nothing: connections open in the lifespan, so importing
 # this module stays cheap.
 app = create_app()
