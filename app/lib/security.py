@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
@@ -12,8 +14,11 @@ from litestar.middleware.session.server_side import (
 )
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.types.asgi_types import ScopeSession
+from redis.exceptions import RedisError
 
 from app.settings import Settings
+
+logger = logging.getLogger("crm.sessions")
 
 # htmx runs from a vendored file and app.js; nothing inline, nothing evaluated.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -109,13 +114,26 @@ class RotatingSessionBackend(ServerSideSessionBackend):
     async def store_in_message(
         self, scope_session: ScopeSession, message: Message, connection: ASGIConnection
     ) -> None:
-        state = connection.scope.setdefault("state", {})
-        if state.pop(ROTATE, False):
-            old_id = connection.cookies.get(self.config.key)
-            if old_id:
-                await self.delete(old_id, store=self.config.get_store_from_app(connection.app))
-            state[NEW_SESSION_ID] = self.generate_session_id()
-        await super().store_in_message(scope_session, message, connection)
+        try:
+            state = connection.scope.setdefault("state", {})
+            if state.pop(ROTATE, False):
+                old_id = connection.cookies.get(self.config.key)
+                if old_id:
+                    store = self.config.get_store_from_app(connection.app)
+                    await self.delete(old_id, store=store)
+                state[NEW_SESSION_ID] = self.generate_session_id()
+            await super().store_in_message(scope_session, message, connection)
+        except RedisError as error:
+            # The response has started: too late for the error page. It must not look like
+            # a success (a sign-out that did not end the session), so it becomes a 503 that
+            # says when to come back; its body stays as it was.
+            logger.warning("the session could not be saved: %s", error)
+            if message["type"] == "http.response.start":
+                message["status"] = 503
+            headers = MutableScopeHeaders.from_message(message)
+            headers["retry-after"] = "5"
+            if "location" in headers:
+                del headers["location"]
 
 
 class SessionConfig(ServerSideSessionConfig):
