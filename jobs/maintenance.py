@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from app.transfers.tables import Transfer, TransferStatus
+from app.transfers.tables import Transfer, TransferKind, TransferStatus
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +64,6 @@ async def purge_expired_files(ctx: dict[str, Any], batch_size: int = PURGE_BATCH
             return purged
 
 
-# What runs each kind of transfer, and its job's key (the services' own names).
-_TRANSFER_JOBS = {
-    "import": ("import_customers", "import:{}"),
-    "export": ("export_customers", "export:{}"),
-}
-
-
 async def requeue_lost_transfers(ctx: dict[str, Any]) -> int:
     """Queue again the job of every queued or running import and export; return how many.
 
@@ -80,8 +73,16 @@ async def requeue_lost_transfers(ctx: dict[str, Any]) -> int:
     queued or running under that key is not queued twice. An import picks up from its
     checkpoint, an export starts its file again.
     """
+    from app.exports import service as exports
     from app.lib.jobs import SaqJobRunner
+    from app.transfers import service as imports
     from jobs.registry import JOBS
+
+    # What runs each kind of transfer, and its job's key: the services' own.
+    kinds = {
+        TransferKind.import_: (imports.IMPORT_JOB, imports.job_key),
+        TransferKind.export: (exports.EXPORT_JOB, exports.job_key),
+    }
 
     rows = await Transfer.select(Transfer.id, Transfer.user_id, Transfer.kind).where(
         Transfer.status.is_in(list(_IN_USE))
@@ -98,10 +99,10 @@ async def requeue_lost_transfers(ctx: dict[str, Any]) -> int:
         await own.start()
     try:
         for row in rows:
-            name, key = _TRANSFER_JOBS[row["kind"]]
+            name, key = kinds[row["kind"]]
             await runner.enqueue(
                 name,
-                key=key.format(row["id"]),
+                key=key(row["id"]),
                 user_id=row["user_id"],
                 transfer_id=row["id"],
             )

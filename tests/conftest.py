@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.mailbox",
     "tests.fixtures.database",
+    "tests.fixtures.jobs",
 ]
 
 

@@ -26,7 +26,7 @@ from app.audit.service import AuditService
 from app.customers.models import CustomerChange
 from app.customers.repository import PiccoloCustomerRepository
 from app.customers.service import CustomerService
-from app.lib.storage import Storage, build_storage
+from app.lib.storage import Storage
 from app.settings import Settings
 from tests.customers.conftest import counting_queries
 from tests.fixtures.profiles import SECRET, embedded_settings
@@ -99,13 +99,6 @@ def settings(
         )
     finally:
         asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture
-async def storage(settings: Settings) -> Storage:
-    storage = build_storage(settings)
-    await storage.start()
-    return storage
 
 
 @dataclass

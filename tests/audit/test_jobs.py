@@ -4,11 +4,6 @@ PostgreSQL and moto's S3 server (full stack)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -25,14 +20,7 @@ from app.settings import Settings
 from jobs.registry import JOBS, SCHEDULED
 from jobs.worker import build_job_context
 from tests.audit.conftest import START, Clock
-from tests.fixtures.services import ROOT
-from tests.jobs.workers import (
-    RunnerUnderTest,
-    WorkerProcess,
-    _drop_queue_keys,
-    _wait_for_worker,
-    unique_queue,
-)
+from tests.jobs.workers import RunnerUnderTest, deployed_worker, unique_queue
 
 
 def test_both_jobs_are_registered_and_run_daily() -> None:
@@ -45,49 +33,6 @@ def test_both_jobs_are_registered_and_run_daily() -> None:
     daily = {job.definition.name: job.cron for job in SCHEDULED}
     assert daily["archive_audit_logs"].endswith("* * *")
     assert daily["apply_audit_retention"].endswith("* * *")
-
-
-@contextlib.contextmanager
-def saq_worker(settings: Settings, home: Path) -> Iterator[WorkerProcess]:
-    """``saq jobs.worker.settings`` with the profile's database, Redis and S3 bucket."""
-    assert settings.redis_url
-    assert settings.s3_endpoint
-    env = {key: value for key, value in os.environ.items() if not key.startswith("S3_")}
-    env |= {
-        "REDIS_URL": settings.redis_url,
-        "JOBS_QUEUE": settings.jobs_queue,
-        "SECRET_KEY": settings.secret_key,
-        "DATABASE_URL": settings.database_url,
-        "MAIL_URL": settings.mail_url,
-        "S3_ENDPOINT": settings.s3_endpoint,
-        "S3_ACCESS_KEY": settings.s3_access_key or "",
-        "S3_SECRET_KEY": settings.s3_secret_key or "",
-        "S3_BUCKET": settings.s3_bucket,
-        "S3_SECURE": "false",
-        "AUDIT_ARCHIVE_AFTER_DAYS": str(settings.audit_archive_after_days),
-        "AUDIT_RETENTION_DAYS": str(settings.audit_retention_days),
-    }
-    log = home / "worker.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "saq", "jobs.worker.settings", "--verbose"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    worker = WorkerProcess(process=process, queue=settings.jobs_queue, log=log, settings=settings)
-    try:
-        _wait_for_worker(worker, settings.redis_url)
-        yield worker
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        _drop_queue_keys(settings.redis_url, settings.jobs_queue)
 
 
 async def test_the_runner_archives_then_applies_retention(
@@ -110,7 +55,7 @@ async def test_the_runner_archives_then_applies_retention(
 
     if settings.redis_url:
         runner = SaqJobRunner(settings.redis_url, settings.jobs_queue, JOBS)
-        with saq_worker(settings, tmp_path) as worker:
+        with deployed_worker(settings, tmp_path) as worker:
             await runner.start()
             try:
                 under_test = RunnerUnderTest("saq", runner, settings, worker)

@@ -21,26 +21,18 @@ from app.audit.archive import day_start
 from app.audit.service import AuditService
 from app.audit.tables import AuditArchive
 from app.lib.jobs import SaqJobRunner
-from app.lib.storage import Storage, build_storage
+from app.lib.storage import Storage
 from app.settings import Settings
 from jobs.registry import JOBS
 from tests.chaos.conftest import FULL_STACK_ONLY
 from tests.chaos.helpers import check_archives, database_ids, seed_entries
-from tests.jobs.workers import RunnerUnderTest
-from tests.transfers.conftest import import_worker
+from tests.jobs.workers import RunnerUnderTest, deployed_worker
 
 pytestmark = FULL_STACK_ONLY
 
 DAYS = 40
 PER_DAY = 2_500  # 100,000 entries, one archive object a day
 TIMEOUT = 150.0  # seconds for both runs
-
-
-@pytest.fixture
-async def storage(settings: Settings) -> Storage:
-    storage = build_storage(settings)
-    await storage.start()
-    return storage
 
 
 @pytest.fixture
@@ -82,7 +74,7 @@ async def test_the_archive_survives_its_worker_being_killed(
     deadline = time.monotonic() + TIMEOUT
     strike_after = rng.randint(1, 5)  # archive objects recorded before the kill
     (tmp_path / "first").mkdir()
-    with import_worker(settings, tmp_path / "first", keep_queue=True) as worker:
+    with deployed_worker(settings, tmp_path / "first", keep_queue=True) as worker:
         job = await runner.enqueue("archive_audit_logs")
         while await archived_objects(user_id) < strike_after:
             worker.assert_alive()
@@ -103,7 +95,7 @@ async def test_the_archive_survives_its_worker_being_killed(
 
     # What the killed run left: every object recorded so far is whole and checks out.
     (tmp_path / "second").mkdir()
-    with import_worker(settings, tmp_path / "second") as worker:
+    with deployed_worker(settings, tmp_path / "second") as worker:
         # The next daily run: a job of its own (the killed one stays "active" until SAQ's
         # sweep sees its heartbeat go stale, minutes later).
         again = await runner.enqueue("archive_audit_logs")

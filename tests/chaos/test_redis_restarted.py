@@ -38,13 +38,13 @@ from jobs.registry import JOBS
 from tests.accounts.conftest import html, post_form, sign_in
 from tests.accounts.test_api import PASSWORD, bearer, issue_token, verified_user
 from tests.chaos.conftest import FULL_STACK_ONLY
-from tests.chaos.test_worker_killed import big_csv
+from tests.chaos.test_worker_killed import big_csv, progress
 from tests.customers.conftest import HX
 from tests.customers.test_api import Person
 from tests.fixtures.browser import start_server
 from tests.fixtures.mailbox import Mailbox
 from tests.fixtures.services import free_port, wait_for_port
-from tests.transfers.conftest import import_worker
+from tests.jobs.workers import deployed_worker
 
 pytestmark = FULL_STACK_ONLY
 
@@ -170,13 +170,6 @@ async def browse(web: httpx.AsyncClient, into: Browsing, stop: asyncio.Event) ->
         await asyncio.sleep(0.05)
 
 
-async def import_status(person: Person, import_id: int) -> dict[str, Any]:
-    response = await person.get(f"/api/v1/imports/{import_id}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 async def start_import(person: Person, data: bytes) -> int:
     response = await person.client.post(
         "/api/v1/imports", files={"file": ("people.csv", data, "text/csv")}, headers=person.headers
@@ -191,7 +184,7 @@ async def test_the_web_and_the_jobs_live_through_a_redis_restart(
     (tmp_path / "worker").mkdir()
     with (
         served(settings, tmp_path) as url,
-        import_worker(settings, tmp_path / "worker") as worker,
+        deployed_worker(settings, tmp_path / "worker") as worker,
     ):
         async with (
             httpx.AsyncClient(base_url=url, timeout=30) as web,
@@ -210,7 +203,7 @@ async def test_the_web_and_the_jobs_live_through_a_redis_restart(
 
             running = await start_import(person, big_csv(ROWS))
             deadline = time.monotonic() + 60
-            while (body := await import_status(person, running))["processed_rows"] == 0:
+            while (body := await progress(person, running))["processed_rows"] == 0:
                 assert body["status"] not in FINISHED, body
                 assert time.monotonic() < deadline, body
                 worker.assert_alive()
@@ -250,7 +243,7 @@ async def test_the_web_and_the_jobs_live_through_a_redis_restart(
             assert (await web.get("/customers", params={"q": "per"}, headers=HX)).status_code == 200
 
             # The import that was running: its job lived in Redis, which came back empty.
-            body = await import_status(person, running)
+            body = await progress(person, running)
             print(f"the import that was running when Redis went: {body}")
             worker.assert_alive()
             # What its owner can do: /jobs lists it with its buttons; the import's page
@@ -271,13 +264,13 @@ async def test_the_web_and_the_jobs_live_through_a_redis_restart(
             # Jobs run again: a new import completes.
             fresh = await start_import(person, big_csv(500).replace(b"chaos", b"again"))
             deadline = time.monotonic() + 90
-            while (again := await import_status(person, fresh))["status"] not in FINISHED:
+            while (again := await progress(person, fresh))["status"] not in FINISHED:
                 assert time.monotonic() < deadline, (again, worker.output())
                 worker.assert_alive()
                 await asyncio.sleep(0.2)
             assert again["status"] == "completed", (again, worker.output())
             assert (again["created"], again["failed"]) == (500, 0), again
-            body = await import_status(person, running)
+            body = await progress(person, running)
             print(f"the lost import, after the retry and cancel, and a new import: {body}")
 
             # The scheduled recovery (every 5 minutes) gives the lost import its job back;
@@ -290,7 +283,7 @@ async def test_the_web_and_the_jobs_live_through_a_redis_restart(
             finally:
                 await runner.stop()
             deadline = time.monotonic() + 90
-            while (lost := await import_status(person, running))["status"] not in FINISHED:
+            while (lost := await progress(person, running))["status"] not in FINISHED:
                 assert time.monotonic() < deadline, (lost, worker.output())
                 await asyncio.sleep(0.2)
             print(f"the lost import after the recovery job: {lost}")

@@ -45,7 +45,8 @@ from tests.chaos.helpers import (
 from tests.customers.conftest import token_of
 from tests.customers.test_api import Person, sign_up
 from tests.fixtures.mailbox import Mailbox
-from tests.transfers.conftest import csv_bytes, import_worker
+from tests.jobs.workers import deployed_worker
+from tests.transfers.conftest import csv_bytes
 
 pytestmark = FULL_STACK_ONLY
 
@@ -106,7 +107,7 @@ async def test_an_export_fails_in_words_and_works_once_s3_is_back(
     person = await sign_up(client, mailbox, "exporter")
     for number in range(5):
         await person.create(name=f"Person {number}", email=f"p{number}@export.example")
-    with import_worker(settings, tmp_path) as worker:
+    with deployed_worker(settings, tmp_path) as worker:
         moto.stop()
         response = await person.post("/api/v1/exports", {"format": "csv"})
         assert response.status_code == 202, response.text
@@ -229,7 +230,7 @@ async def test_the_archive_job_fails_retries_and_loses_nothing(
     )
     seeded = await seed_entries(settings.database_url, user_id, first_day, days, per_day)
     ids = sorted(await database_ids(user_id))
-    with import_worker(settings, tmp_path) as worker:
+    with deployed_worker(settings, tmp_path) as worker:
         moto.stop()
         key = await runner.enqueue("archive_audit_logs")
         # The first attempt fails, and the job goes back to the queue for another.

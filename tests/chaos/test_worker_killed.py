@@ -22,7 +22,7 @@ from tests.accounts.test_api import in_app_loop
 from tests.chaos.conftest import FULL_STACK_ONLY
 from tests.customers.test_api import Person, sign_up
 from tests.fixtures.mailbox import Mailbox
-from tests.transfers.conftest import import_worker
+from tests.jobs.workers import deployed_worker
 
 pytestmark = FULL_STACK_ONLY
 
@@ -77,7 +77,7 @@ async def test_an_import_survives_its_worker_being_killed(
         home = tmp_path / f"worker-{attempt}"
         home.mkdir()
         # The queue's keys stay when a killed worker is left behind: the job is in them.
-        with import_worker(settings, home, keep_queue=attempt < KILLS) as worker:
+        with deployed_worker(settings, home, keep_queue=attempt < KILLS) as worker:
             target = strikes[attempt] if attempt < KILLS else None
             while True:
                 body = await progress(person, import_id)

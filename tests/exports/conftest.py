@@ -3,17 +3,11 @@ awkward values, the exporter run to its end, and a real SAQ worker for the full 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +18,10 @@ from app.customers.repository import PiccoloCustomerRepository
 from app.customers.tables import Customer as CustomerTable
 from app.exports.exporter import Exporter, Fault
 from app.exports.service import ExportService
-from app.lib.storage import Storage, build_storage
+from app.lib.storage import Storage
 from app.settings import Settings
 from app.transfers.repository import TransferRecord
-from tests.fixtures.services import ROOT
-from tests.jobs.workers import WorkerProcess, _drop_queue_keys, _wait_for_worker, unique_queue
+from tests.jobs.workers import RecordingJobs, unique_queue
 
 BASE_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HEADER = [
@@ -56,33 +49,6 @@ AWKWARD = [
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return replace(settings, jobs_queue=unique_queue())
-
-
-@pytest.fixture
-async def storage(settings: Settings) -> Storage:
-    storage = build_storage(settings)
-    await storage.start()
-    return storage
-
-
-@dataclass
-class RecordingJobs:
-    """A job runner that only records what was enqueued (the test runs the exporter)."""
-
-    enqueued: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def enqueue(self, name: str, *, key: str | None = None, **kwargs: Any) -> str:
-        self.enqueued.append((name, key, kwargs))
-        return key or "job"
-
-    async def status(self, job_id: str) -> None:
-        return None
-
-    async def check(self) -> None: ...
 
 
 @pytest.fixture
@@ -193,60 +159,3 @@ class Run:
 @pytest.fixture
 def run(exports: ExportService, storage: Storage, settings: Settings, user_id: int) -> Run:
     return Run(exports, storage, settings, user_id)
-
-
-# --- a real SAQ worker for the full stack -----------------------------------------------
-
-
-@contextlib.contextmanager
-def export_worker(settings: Settings, home: Path) -> Iterator[WorkerProcess]:
-    """``saq jobs.worker.settings`` (the deployed worker) on the profile's database, Redis,
-    S3 bucket, SMTP server and the test's own queue."""
-    assert settings.redis_url
-    assert settings.s3_endpoint
-    env = {key: value for key, value in os.environ.items() if not key.startswith("S3_")}
-    env |= {
-        "REDIS_URL": settings.redis_url,
-        "JOBS_QUEUE": settings.jobs_queue,
-        "SECRET_KEY": settings.secret_key,
-        "DATABASE_URL": settings.database_url,
-        "MAIL_URL": settings.mail_url,
-        "APP_URL": settings.app_url,
-        "S3_ENDPOINT": settings.s3_endpoint,
-        "S3_ACCESS_KEY": settings.s3_access_key or "",
-        "S3_SECRET_KEY": settings.s3_secret_key or "",
-        "S3_BUCKET": settings.s3_bucket,
-        "S3_SECURE": "false",
-        "EXPORT_TTL_HOURS": str(settings.export_ttl_hours),
-    }
-    log = home / "export-worker.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "saq", "jobs.worker.settings", "--verbose"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    worker = WorkerProcess(process=process, queue=settings.jobs_queue, log=log, settings=settings)
-    try:
-        _wait_for_worker(worker, settings.redis_url)
-        yield worker
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        _drop_queue_keys(settings.redis_url, settings.jobs_queue)
-
-
-@pytest.fixture
-def job_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess | None]:
-    """What runs the jobs: the app's in-process runner (embedded) or a real SAQ worker."""
-    if not settings.redis_url:
-        yield None
-        return
-    with export_worker(settings, tmp_path) as worker:
-        yield worker

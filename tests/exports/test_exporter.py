@@ -201,7 +201,7 @@ async def test_round_trip_export_then_import_into_another_user(
 ) -> None:
     from app.transfers.importer import Importer
     from app.transfers.service import ImportService
-    from tests.exports.conftest import RecordingJobs
+    from tests.jobs.workers import RecordingJobs
 
     # Values the app can hold: CustomerService trims them and keeps line breaks as LF.
     book_rows = [{k: v.replace("\r\n", "\n").strip() for k, v in row.items()} for row in AWKWARD]

@@ -21,7 +21,7 @@ from jobs.registry import JOBS
 from jobs.worker import build_job_context, close_job_context
 from tests.fixtures.profiles import SECRET
 from tests.fixtures.services import run_migrations, scratch_postgres
-from tests.jobs.workers import RunnerUnderTest, running_worker, unique_queue
+from tests.jobs.workers import RecordingJobs, RunnerUnderTest, running_worker, unique_queue
 
 NOW = datetime.now(UTC)
 PAST = NOW - timedelta(days=1)
@@ -179,24 +179,13 @@ async def test_the_real_worker_runs_the_registered_purge(
         await close_job_context(context)
 
 
-class RecordingRunner:
-    """Stands in for the job runner: what the recovery job asks to queue."""
-
-    def __init__(self) -> None:
-        self.enqueued: list[tuple[str, str | None, dict[str, Any]]] = []
-
-    async def enqueue(self, name: str, *, key: str | None = None, **kwargs: Any) -> str:
-        self.enqueued.append((name, key, kwargs))
-        return key or name
-
-
 async def test_lost_transfers_get_their_job_back(ctx: dict[str, Any]) -> None:
     user = await make_user()
     queued_import = await make_transfer(ctx, user, kind="import", status="queued")
     running_export = await make_transfer(ctx, user, kind="export", status="running")
     for status in ("pending", "completed", "failed", "cancelled", "expired"):
         await make_transfer(ctx, user, kind="import", status=status)
-    runner = RecordingRunner()
+    runner = RecordingJobs()
 
     assert await requeue_lost_transfers({**ctx, "jobs": runner}) == 2
     assert sorted(runner.enqueued) == sorted(

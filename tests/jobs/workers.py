@@ -10,13 +10,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app.lib.jobs import FINISHED, JobRunner
-from app.settings import Settings
+from app.settings import Settings, environment_names
 from tests.fixtures.services import ROOT
 
 
@@ -67,28 +68,37 @@ def _wait_for_worker(worker: WorkerProcess, redis_url: str, timeout: float = 30.
     pytest.fail(f"the saq worker did not start within {timeout}s:\n{worker.output()}")
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes ``Settings.from_env()`` give ``settings`` back: this
+    process's environment without any variable Settings reads, then every field."""
+    names = set(environment_names())
+    env = {key: value for key, value in os.environ.items() if key not in names}
+    for item in fields(settings):
+        value = getattr(settings, item.name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, tuple):
+            value = ",".join(value)
+        env[item.name.upper()] = str(value)
+    return env
+
+
 @contextlib.contextmanager
-def running_worker(target: str, settings: Settings, home: Path) -> Iterator[WorkerProcess]:
-    """``saq <target>`` in a subprocess whose environment says ``settings``; stopped after."""
+def running_worker(
+    target: str, settings: Settings, home: Path, *, keep_queue: bool = False
+) -> Iterator[WorkerProcess]:
+    """``saq <target>`` in a subprocess whose environment says ``settings``; stopped after.
+    The queue's keys are dropped then, unless ``keep_queue`` (a killed worker leaves its
+    jobs to the next one)."""
     assert settings.redis_url, "a SAQ worker needs redis_url"
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.redis_url,
-        "JOBS_QUEUE": settings.jobs_queue,
-        "SECRET_KEY": settings.secret_key,
-        "DATABASE_URL": settings.database_url,
-        "STORAGE_DIR": settings.storage_dir,
-        "MAIL_URL": settings.mail_url,
-        "APP_URL": settings.app_url,
-    }
-    for name in ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET"):
-        env.pop(name, None)
-    log = home / f"worker-{settings.jobs_queue}.log"
+    log = home / f"worker-{settings.jobs_queue}-{uuid.uuid4().hex[:6]}.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "saq", target, "--verbose"],
             cwd=ROOT,
-            env=env,
+            env=settings_env(settings),
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -103,7 +113,36 @@ def running_worker(target: str, settings: Settings, home: Path) -> Iterator[Work
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
-        _drop_queue_keys(settings.redis_url, settings.jobs_queue)
+        if not keep_queue:
+            _drop_queue_keys(settings.redis_url, settings.jobs_queue)
+
+
+def deployed_worker(
+    settings: Settings, home: Path, *, keep_queue: bool = False
+) -> contextlib.AbstractContextManager[WorkerProcess]:
+    """``saq jobs.worker.settings``, the worker as deployed, on the profile's database,
+    Redis, storage, mail and the test's own queue."""
+    return running_worker("jobs.worker.settings", settings, home, keep_queue=keep_queue)
+
+
+@dataclass
+class RecordingJobs:
+    """A job runner that only records what was enqueued (the test runs the job itself)."""
+
+    enqueued: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def enqueue(self, name: str, *, key: str | None = None, **kwargs: Any) -> str:
+        self.enqueued.append((name, key, kwargs))
+        return key or "job"
+
+    async def status(self, job_id: str) -> None:
+        return None
+
+    async def check(self) -> None: ...
 
 
 def unique_queue() -> str:
