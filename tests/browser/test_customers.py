@@ -234,6 +234,7 @@ def test_the_book_with_javascript_and_the_keyboard(live_server, browser):
         # Edit in place on the customer's page.
         page.get_by_role("link", name="Edit").click()
         page.wait_for_url(f"**/customers/{opened}/edit")
+        expect(page.locator("#name")).to_be_focused()
         page.fill("#job_title", "Chief of Everything")
         page.locator("#job_title").press("Enter")
         page.wait_for_url(f"**/customers/{opened}")
