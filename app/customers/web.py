@@ -28,6 +28,7 @@ from app.accounts.auth import verified_guard
 from app.accounts.web import FormData, account_of, kept_values
 from app.customers.models import EDITABLE_FIELDS, PAGE_SIZES, CustomerInput, ListQuery, Page
 from app.customers.repository import InvalidCursor
+from app.customers.rows import RowRenderer, cell_attrs
 from app.customers.service import CustomerNotFound, CustomerService
 from app.errors import error_response
 from app.lib.flash import flash
@@ -147,6 +148,16 @@ def _route_exists(request: Request, name: str) -> str | None:
         return None
 
 
+def _rows(request: Request) -> RowRenderer:
+    """The app's row renderer, made on first use (it needs the app's url_for)."""
+    renderer = request.app.state.get("customer_rows")
+    if renderer is None:
+        url_for = request.app.template_engine.engine.globals["url_for"]  # type: ignore[union-attr]
+        renderer = RowRenderer(url_for, FIELD_LABELS, CELL_FIELDS)
+        request.app.state["customer_rows"] = renderer
+    return renderer
+
+
 def page(
     request: Request,
     template: str,
@@ -162,7 +173,13 @@ def page(
     return render(
         request,
         template,
-        {"htmx": is_htmx(request), "labels": FIELD_LABELS, **context},
+        {
+            "htmx": is_htmx(request),
+            "labels": FIELD_LABELS,
+            "rows": _rows(request),
+            "cell_attrs": cell_attrs,
+            **context,
+        },
         block=block,
         status_code=status_code,
         headers=headers,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
-from litestar.datastructures import MutableScopeHeaders
+from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.middleware.session.base import ONE_DAY_IN_SECONDS
 from litestar.middleware.session.server_side import (
     ServerSideSessionBackend,
     ServerSideSessionConfig,
 )
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Empty, Message, Receive, Scope, Send
 from litestar.types.asgi_types import ScopeSession
+from litestar.utils.dataclass import extract_dataclass_items
 from redis.exceptions import RedisError
 
 from app.settings import Settings
@@ -92,6 +94,7 @@ def csrf_config(settings: Settings) -> CSRFConfig:
 
 ROTATE = "rotate_session"
 NEW_SESSION_ID = "new_session_id"
+LOADED_SESSION = "loaded_session_data"
 IDLE_TIMEOUT = 120 * 60
 assert IDLE_TIMEOUT < ONE_DAY_IN_SECONDS
 
@@ -105,7 +108,21 @@ def rotate_session(connection: ASGIConnection) -> None:
 
 
 class RotatingSessionBackend(ServerSideSessionBackend):
-    """Litestar keeps a session id for life; this backend can replace it on request."""
+    """Litestar keeps a session id for life; this backend can replace it on request.
+
+    It also writes a session back only when it changed: reading it already pushed its
+    expiry ahead (``renew_on_access``), so re-writing the same bytes on every request
+    was one Redis write per page for nothing.
+    """
+
+    async def load_from_connection(self, connection: ASGIConnection) -> dict[str, Any]:
+        if session_id := connection.cookies.get(self.config.key):
+            store = self.config.get_store_from_app(connection.scope["app"])
+            data = await self.get(session_id, store=store)
+            if data is not None:
+                connection.scope.setdefault("state", {})[LOADED_SESSION] = data
+                return self.deserialize_data(data)
+        return {}
 
     def get_session_id(self, connection: ASGIConnection) -> str:
         new_id = connection.scope.get("state", {}).get(NEW_SESSION_ID)
@@ -122,6 +139,14 @@ class RotatingSessionBackend(ServerSideSessionBackend):
                     store = self.config.get_store_from_app(connection.app)
                     await self.delete(old_id, store=store)
                 state[NEW_SESSION_ID] = self.generate_session_id()
+            elif scope_session is not Empty and scope_session:
+                loaded = state.pop(LOADED_SESSION, None)
+                if (
+                    loaded is not None
+                    and self.serialize_data(scope_session, connection.scope) == loaded
+                ):
+                    self._set_cookie(message, self.get_session_id(connection))
+                    return
             await super().store_in_message(scope_session, message, connection)
         except RedisError as error:
             # The response has started: too late for the error page. It must not look like
@@ -134,6 +159,14 @@ class RotatingSessionBackend(ServerSideSessionBackend):
             headers["retry-after"] = "5"
             if "location" in headers:
                 del headers["location"]
+
+    def _set_cookie(self, message: Message, session_id: str) -> None:
+        """The cookie as Litestar sets it: its Max-Age slides with the stored expiry."""
+        params = extract_dataclass_items(
+            self.config, exclude_none=True, include=Cookie.__dict__.keys()
+        )
+        cookie = Cookie(value=session_id, key=self.config.key, **dict(params))
+        MutableScopeHeaders.from_message(message).add("Set-Cookie", cookie.to_header(header=""))
 
 
 class SessionConfig(ServerSideSessionConfig):

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from litestar import get
+from litestar.stores.base import Store
 from litestar.stores.redis import RedisStore
 from litestar.testing import AsyncTestClient
 
@@ -41,6 +42,36 @@ async def fresh_window(seconds: int, needed: float = 5.0) -> None:
     left = seconds - time.time() % seconds
     if left < needed:
         await asyncio.sleep(left + 0.05)
+
+
+class CountingStore(Store):
+    """The app's own session store, counting the writes that reach it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.writes: list[str] = []
+
+    async def set(self, key, value, expires_in=None):
+        self.writes.append(key)
+        await self.store.set(key, value, expires_in=expires_in)
+
+    async def get(self, key, renew_for=None):
+        return await self.store.get(key, renew_for=renew_for)
+
+    async def delete(self, key):
+        await self.store.delete(key)
+
+    async def delete_all(self):
+        await self.store.delete_all()
+
+    async def exists(self, key):
+        return await self.store.exists(key)
+
+    async def expires_in(self, key):
+        return await self.store.expires_in(key)
+
+    def with_namespace(self, namespace):
+        raise NotImplementedError
 
 
 def cookie_header(response, name: str) -> str:
@@ -484,3 +515,33 @@ async def test_signed_in_pages_send_anonymous_people_to_sign_in(client, path):
     page = html(await client.get(response.headers["location"]))
     assert page.select_one("main form [name=next]")["value"] == path
     assert flashes(page) == []
+
+
+async def test_a_session_is_written_back_only_when_it_changed(client, app, member):
+    """Reading a session pushes its expiry ahead already; a page that changes nothing in
+    it does not write it again, and a change (a flash message) is still saved."""
+    store = CountingStore(app.stores.get("sessions"))
+    app.stores.register("sessions", store, allow_override=True)
+    writes = store.writes
+    await client.get("/settings/profile")  # shows (and so removes) the welcome flash
+    session_id = client.cookies[SESSION_COOKIE]
+    stored = in_app(client, store.get, session_id)
+    writes.clear()
+
+    for _ in range(3):
+        response = await client.get("/settings/profile")
+        assert response.status_code == 200
+        # The cookie still slides with the session's idle timeout.
+        assert session_id_set_by(response) == session_id
+        assert "Max-Age=7200" in cookie_header(response, SESSION_COOKIE)
+    assert writes == []
+    assert in_app(client, store.get, session_id) == stored
+    assert in_app(client, store.expires_in, session_id) > 7200 - 60
+
+    response = await post_form(
+        client, "/settings/profile", {"name": "Renamed Member", "email": member.email}
+    )
+    assert response.status_code == 303
+    assert writes, "the flash message was not saved in the session"
+    page = html(await client.get(response.headers["location"]))
+    assert "Your profile has been saved." in flashes(page)
