@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
@@ -22,10 +23,29 @@ from app.settings import Settings
 POSTGRES_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pool connection handed back without asyncpg's reset query.
+
+    asyncpg sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` every
+    time a connection returns to the pool, and Piccolo takes one from the pool per query:
+    a second round trip for every query. Nothing here leaves session state behind: locks
+    are transaction-scoped (``pg_advisory_xact_lock``), settings are ``SET LOCAL`` or
+    the connection's own (``server_settings``), cursors live inside transactions and
+    nothing LISTENs. An open transaction is still rolled back on release.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 def build_engine(settings: Settings) -> Engine:
     if settings.uses_postgres:
         return PostgresEngine(
-            config={"dsn": settings.database_url, "server_settings": POSTGRES_SERVER_SETTINGS}
+            config={
+                "dsn": settings.database_url,
+                "server_settings": POSTGRES_SERVER_SETTINGS,
+                "connection_class": PooledConnection,
+            }
         )
     path = Path(settings.sqlite_path)
     path.parent.mkdir(parents=True, exist_ok=True)

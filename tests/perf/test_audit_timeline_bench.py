@@ -39,7 +39,14 @@ from app.lib.db import POSTGRES_SERVER_SETTINGS, bind_tables
 from tests.fixtures.services import run_migrations, scratch_postgres
 from tests.perf.conftest import PASSWORD, QUICK, BenchDatabase, serve
 from tests.perf.results import record, size
-from tests.perf.test_customers_bench import CONCURRENCY, WARM_UP, capturing, load, sign_in
+from tests.perf.test_customers_bench import (
+    CONCURRENCY,
+    WARM_UP,
+    capturing,
+    load,
+    profiling,
+    sign_in,
+)
 
 pytestmark = pytest.mark.perf
 
@@ -234,7 +241,8 @@ async def _run(database: BenchDatabase, slug: str, tmp_path: Path) -> None:
                     await ours(number)
                     await raw(number)
                 load_before = os.getloadavg()[0]
-                measured_ours = await load(ours, REQUESTS)
+                with profiling(server.pid, "timeline"):
+                    measured_ours = await load(ours, REQUESTS)
                 measured_raw = await load(raw, REQUESTS)
                 load_after = os.getloadavg()[0]
     finally:
