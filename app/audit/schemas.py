@@ -4,7 +4,7 @@ current slug (both looked up once per page, never per entry), and the API's JSON
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,13 +29,18 @@ class ShownEntry:
         return self.entry.changes
 
 
-async def actor_names(actor_ids: Sequence[int | None]) -> dict[int, str]:
-    """Names of the accounts behind ``actor_ids``: one query for a whole page."""
-    wanted = sorted({actor for actor in actor_ids if actor is not None})
-    if not wanted:
-        return {}
-    rows = await User.select(User.id, User.name).where(User.id.is_in(wanted))
-    return {int(row["id"]): str(row["name"]) for row in rows}
+async def actor_names(
+    actor_ids: Sequence[int | None], known: Mapping[int, str] | None = None
+) -> dict[int, str]:
+    """Names of the accounts behind ``actor_ids``: one query for a whole page, none when
+    every actor is among ``known`` (the signed-in account, the usual author of its own
+    book's changes)."""
+    names = dict(known or {})
+    wanted = sorted({actor for actor in actor_ids if actor is not None and actor not in names})
+    if wanted:
+        rows = await User.select(User.id, User.name).where(User.id.is_in(wanted))
+        names.update({int(row["id"]): str(row["name"]) for row in rows})
+    return names
 
 
 async def customer_slugs(user_id: int, customer_ids: Sequence[int | None]) -> dict[int, str]:
@@ -51,10 +56,15 @@ async def customer_slugs(user_id: int, customer_ids: Sequence[int | None]) -> di
 
 
 async def shown(
-    user_id: int, entries: Sequence[AuditEntry], *, slugs: bool = True
+    user_id: int,
+    entries: Sequence[AuditEntry],
+    *,
+    slugs: bool = True,
+    known: Mapping[int, str] | None = None,
 ) -> list[ShownEntry]:
-    """The entries with names and slugs: two queries whatever the page size."""
-    names = await actor_names([entry.actor_id for entry in entries])
+    """The entries with names and slugs: at most two queries whatever the page size;
+    ``known`` names accounts already at hand (the signed-in one)."""
+    names = await actor_names([entry.actor_id for entry in entries], known)
     found = await customer_slugs(user_id, [e.customer_id for e in entries]) if slugs else {}
     return [
         ShownEntry(

@@ -145,7 +145,9 @@ class AuditController(Controller):
         except InvalidCursor:
             error = BAD_CURSOR
             trail = await audit.trail(account.id, customer.id, limit=limit)
-        entries = await shown(account.id, trail.entries, slugs=False)
+        entries = await shown(
+            account.id, trail.entries, slugs=False, known={account.id: account.name}
+        )
         base = request.app.route_reverse("customer_timeline", slug=customer.slug)
         older = None
         if trail.next_cursor:
@@ -203,7 +205,7 @@ class AuditController(Controller):
                     date_from=date_from,
                     date_to=date_to,
                 )
-            entries = await shown(account.id, trail.entries)
+            entries = await shown(account.id, trail.entries, known={account.id: account.name})
             next_cursor = trail.next_cursor
             if filters.customer_id and entries:
                 customer_label = entries[0].entry.customer_label
