@@ -22,7 +22,8 @@ from litestar.types import ControllerRouterHandler
 from app.accounts.auth import verified_guard
 from app.accounts.web import account_of
 from app.audit.context import AuditContext
-from app.audit.models import DEFAULT_LIMIT, DELETED, EVENTS, MAX_LIMIT, RESTORED, UPDATED
+from app.audit.models import DEFAULT_LIMIT, EVENTS, MAX_LIMIT
+from app.audit.render import EntryRenderer
 from app.audit.schemas import shown
 from app.audit.service import AuditEntryNotFound, AuditService, InvalidCursor, RestoreRefused
 from app.customers.models import ListQuery
@@ -62,13 +63,22 @@ def _limit(value: str | None) -> int:
     return DEFAULT_LIMIT
 
 
+def _entry_renderer(request: Request) -> EntryRenderer:
+    """The app's entry renderer, made on first use (it needs the app's url_for)."""
+    renderer = request.app.state.get("audit_entries")
+    if renderer is None:
+        url_for = request.app.template_engine.engine.globals["url_for"]  # type: ignore[union-attr]
+        renderer = EntryRenderer(url_for, FIELD_LABELS, EVENT_LABELS)
+        request.app.state["audit_entries"] = renderer
+    return renderer
+
+
 def _common(request: Request) -> dict[str, Any]:
     return {
         "htmx": is_htmx(request),
         "labels": FIELD_LABELS,
         "event_labels": EVENT_LABELS,
-        "restorable_update": (UPDATED, RESTORED),
-        "deleted_event": DELETED,
+        "audit_entries": _entry_renderer(request),
     }
 
 
