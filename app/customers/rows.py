@@ -12,6 +12,7 @@ display cell with the same function, so a swapped cell and a listed one cannot d
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from html import escape as _escape
 from urllib.parse import quote
 
 from markupsafe import Markup, escape
@@ -51,7 +52,7 @@ class RowRenderer:
             field: url_for("customer_cell_edit", slug=SLUG, field=field)
             for field in self.cell_fields
         }
-        self.edit_labels = {field: escape(labels[field].lower()) for field in labels}
+        self.edit_labels = {field: _escape(labels[field].lower()) for field in labels}
 
     def cell(
         self,
@@ -61,26 +62,32 @@ class RowRenderer:
         snippet: Markup | None = None,
         saved: bool = False,
         url_slug: str | None = None,
-        name: Markup | None = None,
+        name: str | None = None,
+        slug: str | None = None,
     ) -> str:
+        # html.escape: plain str out (markupsafe's escape makes a Markup per value). The
+        # URLs hold only percent-encoded or unreserved characters: nothing to escape.
         url_slug = url_slug if url_slug is not None else _slug_in_url(customer.slug)
-        name = name if name is not None else escape(customer.name)
-        tag = "th" if field == "name" else "td"
-        edit_url = escape(self.edit_urls[field].replace(SLUG, url_slug))
+        name = name if name is not None else _escape(customer.name)
+        slug = slug if slug is not None else _escape(customer.slug)
+        edit_url = self.edit_urls[field].replace(SLUG, url_slug)
         if field == "name":
-            show_url = escape(self.show_url.replace(SLUG, url_slug))
+            tag, scope = "th", ' scope="row"'
+            show_url = self.show_url.replace(SLUG, url_slug)
             content = f'<a class="customer-link" href="{show_url}">{name}</a>'
             if snippet:
                 content += f'<span class="snippet">{snippet}</span>'
         else:
+            tag, scope = "td", ""
             value = getattr(customer, field)
             if value:
-                content = f'<span class="cell-value">{escape(value)}</span>'
+                content = f'<span class="cell-value">{_escape(value)}</span>'
             else:
                 content = '<span class="cell-empty" aria-hidden="true">—</span>'
         saved_class = " cell-saved" if saved else ""
         return (
-            f'<{tag} class="cell cell-{field}{saved_class}" {cell_attrs(customer, field)}\n'
+            f'<{tag} class="cell cell-{field}{saved_class}" id="cell-{slug}-{field}" '
+            f'data-slug="{slug}" data-field="{field}"{scope}\n'
             f'  data-cell tabindex="-1" title="{CELL_TITLE}"\n'
             f'  hx-get="{edit_url}" hx-trigger="cell-edit" hx-target="this" hx-swap="outerHTML">'
             f"{content}"
@@ -93,18 +100,22 @@ class RowRenderer:
     def row(self, item: ListItem, *, first: bool = False) -> str:
         customer = item.customer
         url_slug = _slug_in_url(customer.slug)
-        slug = escape(customer.slug)
-        name = escape(customer.name)
-        show_url = escape(self.show_url.replace(SLUG, url_slug))
+        slug = _escape(customer.slug)
+        name = _escape(customer.name)
+        show_url = self.show_url.replace(SLUG, url_slug)
+        snippet = item.snippet_html
         cells = "\n  ".join(
-            self.cell(
-                customer,
-                field,
-                snippet=item.snippet_html if field == "name" else None,
-                url_slug=url_slug,
-                name=name,
-            )
-            for field in self.cell_fields
+            [
+                self.cell(
+                    customer,
+                    field,
+                    snippet=snippet if field == "name" else None,
+                    url_slug=url_slug,
+                    name=name,
+                    slug=slug,
+                )
+                for field in self.cell_fields
+            ]
         )
         created = customer.created_at
         return (
@@ -115,7 +126,7 @@ class RowRenderer:
             f' form="bulk-form"\n      data-row-select aria-label="Select {name}">\n'
             f"  </td>\n  {cells}\n"
             f'  <td class="col-created"><time datetime="{created.isoformat()}">'
-            f"{created.strftime('%Y-%m-%d')}</time></td>\n"
+            f"{created.year:04d}-{created.month:02d}-{created.day:02d}</time></td>\n"
             f"</tr>"
         )
 

@@ -368,3 +368,19 @@ async def test_two_requests_at_once_do_not_break_a_page(client, member):
         client.get(f"/customers/{slug}/timeline", headers=HX), client.get("/audit", headers=HX)
     )
     assert [r.status_code for r in responses] == [200, 200]
+
+
+async def test_markup_in_recorded_values_is_shown_as_text(client, member):
+    name = 'Zoe "><img src=x onerror=alert(1)> & Co'
+    slug = await add_customer(client, name, "zoe@example.com", job_title="<b>Boss</b>")
+    await edit_cell(client, slug, "job_title", "<script>alert(2)</script>")
+    for path in (f"/customers/{slug}/timeline", "/audit"):
+        page = html(await client.get(path, headers=HX))
+        entries = entries_of(page)
+        assert entries, path
+        assert page.select("img, script, b") == [], path
+        change = entries[0].select_one(".audit-change")
+        assert change.select_one(".audit-old").get_text() == "<b>Boss</b>"
+        assert change.select_one(".audit-new").get_text() == "<script>alert(2)</script>"
+    customer = html(await client.get("/audit")).select_one(".audit-customer a")
+    assert customer.get_text() == f"{name} <zoe@example.com>"

@@ -89,6 +89,33 @@ async def test_the_empty_book_offers_the_import(client, member):
     assert links == {"Add a customer": "/customers/new", "Import a CSV": "/imports/new"}
 
 
+async def test_markup_in_a_customers_values_is_shown_as_text_in_the_table(client, member):
+    hostile = {
+        "name": 'Zoe "><img src=x onerror=alert(1)> O\'Neil & Co',
+        "email": "zoe@example.com",
+        "organization": "<b>Acme</b> & Sons",
+        "job_title": "\"Chief\" <script>alert(2)</script>",
+    }
+    seed_customers(client, member.email, [hostile])
+    for headers in ({}, HX):
+        response = await client.get("/customers", headers=headers)
+        assert response.status_code == 200
+        page = html(response)
+        table = page.select_one("#results table")
+        assert table.select("img, script, b") == []
+        row = table.select_one("tbody tr")
+        cells = {
+            cell["data-field"]: cell.select_one(".customer-link, .cell-value").get_text()
+            for cell in row.select("[data-cell]")
+        }
+        assert cells["name"] == hostile["name"]
+        assert cells["organization"] == hostile["organization"]
+        assert cells["job_title"] == hostile["job_title"]
+        assert row.select_one("input[type=checkbox]")["aria-label"] == f"Select {hostile['name']}"
+        edit_label = row.select_one(".cell-name .visually-hidden").get_text()
+        assert edit_label == f" Edit name of {hostile['name']}"
+
+
 async def test_the_table_shows_the_book_with_its_count(client, member):
     seed_customers(
         client,
