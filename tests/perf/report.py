@@ -51,7 +51,11 @@ def _postgres_version() -> str:
     async def ask() -> str:
         conn = await asyncpg.connect(TEST_DATABASE_URL, timeout=5)
         try:
-            return str(await conn.fetchval("SHOW server_version"))
+            version = await conn.fetchval("SHOW server_version")
+            buffers = await conn.fetchval("SHOW shared_buffers")
+            # shared_buffers decides whether a large book's pages are buffer hits or reads
+            # through the OS cache: the figures depend on it, so the table says it.
+            return f"{version}, shared_buffers {buffers}"
         finally:
             await conn.close()
 
