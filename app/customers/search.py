@@ -121,6 +121,8 @@ def search_sql(engine: Engine, words: Sequence[str]) -> SearchSql:
 
 def _fold(text: str) -> str:
     """Lower-cased without accents, as FTS5's remove_diacritics compares words."""
+    if text.isascii():
+        return text.lower()  # the same as below for ASCII, at a fraction of the cost
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
@@ -149,23 +151,36 @@ def snippet(
     if not notes or not words:
         return None
     exact, prefixes = _matcher(words)
+    # Folding works character by character, so a word that matches folds to a part of
+    # the folded note: most notes of a result page are ruled out by this one pass.
+    folded_notes = _fold(notes)
+    if not any(word in folded_notes for word in (*exact, *prefixes)):
+        return None
 
     def matches(token: str) -> bool:
         folded = _fold(token)
         return folded in exact or any(folded.startswith(prefix) for prefix in prefixes)
 
-    hits = [m for m in _WORD_RUN.finditer(notes) if matches(m.group())]
-    if not hits:
+    tokens = _WORD_RUN.finditer(notes)
+    first = next((m for m in tokens if matches(m.group())), None)
+    if first is None:
         return None
-    start = max(0, hits[0].start() - context)
+    start = max(0, first.start() - context)
     if start > 0:
         # Begin at a word boundary, not in the middle of a word.
-        space = notes.find(" ", start, hits[0].start())
-        start = space + 1 if space != -1 else hits[0].start()
+        space = notes.find(" ", start, first.start())
+        start = space + 1 if space != -1 else first.start()
     end = min(len(notes), start + length)
     if end < len(notes):
-        space = notes.rfind(" ", hits[0].end(), end)
-        end = space if space != -1 else max(end, hits[0].end())
+        space = notes.rfind(" ", first.end(), end)
+        end = space if space != -1 else max(end, first.end())
+    # Only the excerpt's own words are looked at after the first hit.
+    hits = [first]
+    for token in tokens:
+        if token.start() >= end:
+            break
+        if matches(token.group()):
+            hits.append(token)
 
     def text(part: str) -> str:
         return html.escape(_SPACES.sub(" ", part))
