@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from piccolo.engine.postgres import PostgresEngine
+
 from app.audit.context import AuditContext
 from app.audit.service import AuditService, ImportedEntry, customer_label
 from app.customers.models import EDITABLE_FIELDS, Customer
@@ -191,6 +193,29 @@ class SlugRace(Exception):
     """Another writer took a slug or an email of the chunk meanwhile: write it again."""
 
 
+class CheckpointMoved(Exception):
+    """The transfer's checkpoint is not where the chunk starts: the chunk before it did not
+    commit, or another run of the same import wrote it. Nothing of the chunk is kept."""
+
+
+class _Abandoned(Exception):
+    """The chunk before a chunk written ahead did not commit (or the import stopped)."""
+
+
+@dataclass
+class _Ahead:
+    """A chunk started on its own connection while the chunk before it is written: its
+    transaction reads what the chunk needs, then waits for ``go`` (the counts once the
+    chunk before committed) to write its rows, entries and checkpoint and commit."""
+
+    chunk: _Chunk
+    number: int
+    start: int  # the checkpoint offset the chunk follows
+    go: asyncio.Future[Counts]
+    after: dict[str, int] = field(default_factory=dict)  # its slugs, kept once it commits
+    task: asyncio.Task[Counts] | None = None
+
+
 _cached_slug_base = functools.lru_cache(maxsize=16_384)(slug_base)
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9 ]+")
 
@@ -225,16 +250,23 @@ class SlugAllocator:
         return sorted({base for base in bases if base not in self.highest})
 
     def learn(self, found: dict[str, int]) -> None:
+        # Never lower: a read made before a chunk in flight committed misses its slugs.
+        highest = self.highest
         for base, number in found.items():
-            self.highest[base] = max(number, _RESERVED_HIGHEST.get(base, 0))
+            highest[base] = max(number, _RESERVED_HIGHEST.get(base, 0), highest.get(base, 0))
 
-    def allocate(self, bases: list[str]) -> tuple[list[str], dict[str, int]]:
-        """The slugs, and the highest suffixes to keep once they are committed."""
+    def allocate(
+        self, bases: list[str], pending: dict[str, int] | None = None
+    ) -> tuple[list[str], dict[str, int]]:
+        """The slugs, and the highest suffixes to keep once they are committed; ``pending``:
+        those of the chunk written ahead of these, not committed yet."""
         highest = self.highest
         after: dict[str, int] = {}
         slugs = []
         for base in bases:
             number = after.get(base)
+            if number is None and pending:
+                number = pending.get(base)
             if number is None:
                 number = highest[base]
             slugs.append(base if number == 0 else f"{base}-{number + 1}")
@@ -270,6 +302,8 @@ class Importer:
         self._fault = fault
         self.slugs = SlugAllocator()
         self._slugs_after: dict[str, int] = {}  # the chunk's slugs, kept once it commits
+        self._aheads: dict[int, _Ahead] = {}  # by chunk number
+        self._offset = 0  # the checkpoint's offset: after the last chunk committed
 
     async def run(
         self, user_id: int, transfer_id: int, *, heartbeat: Heartbeat | None = None
@@ -316,6 +350,40 @@ class Importer:
         rows_next = min(self.chunk_rows, FIRST_CHUNK_ROWS)
         pending = read_ahead(rows_next)
         last_commit = time.monotonic()
+        self._offset = resume_offset
+        # PostgreSQL: chunk N+1 inserts its customers on a second connection while chunk N
+        # writes its entries and commits (see _write_ahead). SQLite has one writer.
+        ahead = isinstance(self.repository.engine, PostgresEngine)
+
+        async def cancelled() -> bool:
+            current = await self.repository.get(user_id, transfer_id, TransferKind.import_)
+            return current is None or bool(current.options.get("cancel_requested"))
+
+        async def commit(chunk: _Chunk, number: int) -> None:
+            nonlocal last_commit, rows_next
+            await self._write_chunk(
+                transfer, chunk, policy, counts, context, number, size, resume_offset
+            )
+            for line, error, values in chunk.errors:
+                report.add(line, error, values)
+            # Chunks of up to chunk_rows, fewer while that would take longer than
+            # CHUNK_SECONDS: progress keeps moving, however slow the database.
+            moment = time.monotonic()
+            done_rows = len(chunk.good) + len(chunk.errors)
+            per_second = done_rows / max(moment - last_commit, 1e-3)
+            last_commit = moment
+            rows_next = max(
+                min(self.chunk_rows, FIRST_CHUNK_ROWS),
+                min(self.chunk_rows, int(per_second * CHUNK_SECONDS)),
+            )
+            if self._invalidate is not None:
+                await self._invalidate(user_id)
+            if self._fault is not None:
+                self._fault(number, "committed")
+
+        # The chunk read and started but not committed yet. Every commit follows a cancel
+        # check made after the commit before it, as when chunks were written one by one.
+        previous: tuple[_Chunk, int] | None = None
         try:
             while True:
                 chunk = await pending
@@ -328,31 +396,35 @@ class Importer:
                     await heartbeat()
                 if chunk.last is None:
                     continue  # every row of the batch was done before the resume point
-                current = await self.repository.get(user_id, transfer_id, TransferKind.import_)
-                if current is None or current.options.get("cancel_requested"):
-                    cancelled_at = chunk.first_line
+                if await cancelled():
+                    cancelled_at = (previous[0] if previous else chunk).first_line
+                    previous = None
                     break
                 number += 1
-                await self._write_chunk(
-                    transfer, chunk, policy, counts, context, number, size, resume_offset
-                )
-                for line, error, values in chunk.errors:
-                    report.add(line, error, values)
-                # Chunks of up to chunk_rows, fewer while that would take longer than
-                # CHUNK_SECONDS: progress keeps moving, however slow the database.
-                moment = time.monotonic()
-                done_rows = len(chunk.good) + len(chunk.errors)
-                per_second = done_rows / max(moment - last_commit, 1e-3)
-                last_commit = moment
-                rows_next = max(
-                    min(self.chunk_rows, FIRST_CHUNK_ROWS),
-                    min(self.chunk_rows, int(per_second * CHUNK_SECONDS)),
-                )
-                if self._invalidate is not None:
-                    await self._invalidate(user_id)
-                if self._fault is not None:
-                    self._fault(number, "committed")
+                if previous is not None and previous[1] not in self._aheads:
+                    await commit(*previous)  # not written ahead (or abandoned): one by one
+                    previous = None
+                if ahead:
+                    after = previous[0].last if previous is not None else None
+                    self._start_ahead(
+                        transfer,
+                        chunk,
+                        policy,
+                        context,
+                        number,
+                        start=after.byte_offset_after if after is not None else self._offset,
+                    )
+                if previous is not None:
+                    await commit(*previous)
+                previous = (chunk, number)
+            if previous is not None:
+                if await cancelled():
+                    cancelled_at = previous[0].first_line
+                else:
+                    await commit(*previous)
         finally:
+            # A chunk written ahead and not committed is rolled back.
+            await self._abandon_aheads()
             # The reading thread pulls from the stream: let it finish before closing it.
             await asyncio.gather(pending, return_exceptions=True)
             await chunks.aclose()
@@ -418,48 +490,185 @@ class Importer:
         size: int,
         data_offset: int,
     ) -> None:
+        """Commit the chunk (its rows, entries and checkpoint), after the chunk before it.
+        Written ahead: let its transaction go on and wait for it; else, or when it met a
+        race, one transaction here, written again on a race."""
         assert chunk.last is not None
         user_id = transfer.user_id
-        for attempt in range(1, MAX_CHUNK_ATTEMPTS + 1):
+        first_attempt = 1
+        ahead = self._aheads.pop(number, None)
+        if ahead is not None:
+            assert ahead.task is not None
+            ahead.go.set_result(Counts(**counts.as_dict()))
+            try:
+                done = await ahead.task
+            except Exception as error:
+                # The chunks written ahead of it wait for it: roll them back too, and
+                # write them one by one.
+                await self._abandon_aheads()
+                self.slugs.forget()
+                self._slugs_after = {}
+                if not self._is_race(error):
+                    raise
+                first_attempt = 2
+            else:
+                self.slugs.highest.update(ahead.after)
+                self._committed(counts, done, chunk)
+                return
+        for attempt in range(first_attempt, MAX_CHUNK_ATTEMPTS + 1):
             done = Counts(**counts.as_dict())
             try:
                 async with self.repository.transaction():
                     await self.repository.commit_without_flush()
                     await self._write_rows(user_id, chunk, policy, done, context)
                     done.failed += len(chunk.errors)
-                    offset = chunk.last.byte_offset_after
-                    estimate = done.processed
-                    if size and offset:
-                        estimate = max(done.processed, round(done.processed * size / offset))
-                    await self.repository.update(
-                        user_id,
-                        transfer.id,
-                        {
-                            **done.as_dict(),
-                            "processed_rows": done.processed,
-                            "total_rows": estimate,
-                            "checkpoint": {
-                                "offset": offset,
-                                "line": chunk.last.next_line,
-                                "chunks": number,
-                                **done.as_dict(),
-                            },
-                        },
-                    )
-                    if self._fault is not None:
-                        self._fault(number, "written")
+                    await self._write_checkpoint(transfer, chunk, done, number, size)
             except Exception as error:
                 self.slugs.forget()
                 self._slugs_after = {}
-                race = isinstance(error, SlugRace) or is_unique_violation(error)
-                if race and attempt < MAX_CHUNK_ATTEMPTS:
+                if self._is_race(error) and attempt < MAX_CHUNK_ATTEMPTS:
                     continue  # someone took a slug or an email meanwhile: read again
                 raise
             self.slugs.highest.update(self._slugs_after)
             self._slugs_after = {}
-            for name, value in done.as_dict().items():
-                setattr(counts, name, value)
+            self._committed(counts, done, chunk)
             return
+
+    @staticmethod
+    def _is_race(error: BaseException) -> bool:
+        return isinstance(error, SlugRace) or is_unique_violation(error)
+
+    def _committed(self, counts: Counts, done: Counts, chunk: _Chunk) -> None:
+        assert chunk.last is not None
+        for name, value in done.as_dict().items():
+            setattr(counts, name, value)
+        self._offset = chunk.last.byte_offset_after
+
+    async def _write_checkpoint(
+        self,
+        transfer: TransferRecord,
+        chunk: _Chunk,
+        done: Counts,
+        number: int,
+        size: int,
+        start: int | None = None,
+    ) -> None:
+        """Inside the chunk's transaction, after its rows and entries: the counts and the
+        checkpoint, moved on only from ``start`` (the end of the chunk before it)."""
+        assert chunk.last is not None
+        offset = chunk.last.byte_offset_after
+        estimate = done.processed
+        if size and offset:
+            estimate = max(done.processed, round(done.processed * size / offset))
+        moved = await self.repository.update_from_checkpoint(
+            transfer.user_id,
+            transfer.id,
+            {
+                **done.as_dict(),
+                "processed_rows": done.processed,
+                "total_rows": estimate,
+                "checkpoint": {
+                    "offset": offset,
+                    "line": chunk.last.next_line,
+                    "chunks": number,
+                    **done.as_dict(),
+                },
+            },
+            offset=self._offset if start is None else start,
+        )
+        if not moved:
+            raise CheckpointMoved(
+                f"import {transfer.id}: the checkpoint is not at the start of chunk {number}"
+            )
+        if self._fault is not None:
+            self._fault(number, "written")
+
+    def _start_ahead(
+        self,
+        transfer: TransferRecord,
+        chunk: _Chunk,
+        policy: str,
+        context: AuditContext,
+        number: int,
+        *,
+        start: int,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        ahead = _Ahead(chunk, number, start, loop.create_future())
+        ahead.task = asyncio.create_task(self._write_ahead(transfer, ahead, policy, context))
+        self._aheads[number] = ahead
+
+    async def _abandon_aheads(self) -> None:
+        """Roll back every chunk written ahead and not committed."""
+        aheads = list(self._aheads.values())
+        self._aheads.clear()
+        for ahead in aheads:
+            if not ahead.go.done():
+                ahead.go.set_exception(_Abandoned())
+        await asyncio.gather(
+            *(ahead.task for ahead in aheads if ahead.task is not None), return_exceptions=True
+        )
+        for ahead in aheads:
+            if not ahead.go.done() or ahead.go.cancelled():
+                continue
+            ahead.go.exception()  # retrieved: not "never retrieved" in the log
+
+    async def _write_ahead(
+        self,
+        transfer: TransferRecord,
+        ahead: _Ahead,
+        policy: str,
+        context: AuditContext,
+    ) -> Counts:
+        """The chunk's transaction on its own connection. Its reads (the chunk's existing
+        emails, the slug suffixes not known yet) run while the chunk before it is written;
+        then it waits for ``go``, given once that chunk committed (and its after-commit
+        work ran), and writes: slugs allocated, customers, entries under the chain lock,
+        the checkpoint, moved only from where the chunk before left it (else
+        ``CheckpointMoved``). It holds no row before ``go``: nothing can wait for it."""
+        chunk = ahead.chunk
+        user_id = transfer.user_id
+        async with self.repository.transaction():
+            await self.repository.commit_without_flush()
+            existing: dict[str, Customer] = {}
+            new: list[MappedRow] = []
+            bases: list[str] = []
+            found: dict[str, int] = {}
+            if chunk.good:
+                emails = [row.email_normalized for _line, row in chunk.good]
+                existing = await self.repository.customers_by_email(user_id, emails)
+                new = [row for _line, row in chunk.good if row.email_normalized not in existing]
+                bases = [_slug_base(row.name) for row in new]
+                missing = self.slugs.missing(bases) if new else []
+                if missing:
+                    found = await self.repository.slug_highest(user_id, missing)
+            before = await ahead.go
+            now = datetime.now(UTC)
+            done = Counts(**before.as_dict())
+            entries: list[ImportedEntry] = []
+            if new:
+                # Read before the chunk before committed: ``learn`` never lowers what
+                # that chunk's commit taught.
+                self.slugs.learn(found)
+                slugs, ahead.after = self.slugs.allocate(bases)
+                entries += await self._insert_new(user_id, new, slugs, now)
+                done.created += len(entries)
+            if chunk.good:
+                entries += await self._update_existing(user_id, chunk, policy, existing, done, now)
+            done.failed += len(chunk.errors)
+            if entries:
+                await self.audit.record_imported(
+                    user_id, entries, context, write=self.repository.copy_audit_entries
+                )
+            await self._write_checkpoint(
+                transfer,
+                chunk,
+                done,
+                ahead.number,
+                int(transfer.options.get("size") or 0),
+                start=ahead.start,
+            )
+        return done
 
     async def _write_rows(
         self,
@@ -484,6 +693,27 @@ class Importer:
             slugs, self._slugs_after = self.slugs.allocate(bases)
             entries += await self._insert_new(user_id, new, slugs, now)
             counts.created += len(entries)
+        entries += await self._update_existing(user_id, chunk, policy, existing, counts, now)
+        if entries:
+            bulk = self.repository.copy_connection() is not None
+            await self.audit.record_imported(
+                user_id,
+                entries,
+                context,
+                write=self.repository.copy_audit_entries if bulk else None,
+            )
+
+    async def _update_existing(
+        self,
+        user_id: int,
+        chunk: _Chunk,
+        policy: str,
+        existing: dict[str, Customer],
+        counts: Counts,
+        now: datetime,
+    ) -> list[ImportedEntry]:
+        """Skip, update or merge the rows whose email the book has; their entries."""
+        entries: list[ImportedEntry] = []
         updates: list[tuple[int, dict[str, str]]] = []
         diffs: dict[int, dict[str, str]] = {}
         for _line, row in chunk.good:
@@ -511,14 +741,7 @@ class Importer:
                         {n: getattr(after, n) for n in EDITABLE_FIELDS if n in diff},
                     )
                 )
-        if entries:
-            bulk = self.repository.copy_connection() is not None
-            await self.audit.record_imported(
-                user_id,
-                entries,
-                context,
-                write=self.repository.copy_audit_entries if bulk else None,
-            )
+        return entries
 
     async def _insert_new(
         self, user_id: int, new: list[MappedRow], slugs: list[str], now: datetime

@@ -291,6 +291,33 @@ class PiccoloTransferRepository:
         )
         return bool(rows)
 
+    async def update_from_checkpoint(
+        self, user_id: int, transfer_id: int, values: dict[str, Any], *, offset: int
+    ) -> bool:
+        """Set columns of an import only while its checkpoint is at ``offset`` (no checkpoint
+        counts as 0): a chunk moves the checkpoint on only from where the chunk before it
+        left it, never over a chunk that did not commit. On PostgreSQL the UPDATE waits for
+        a transaction that is moving the row and reads the row it committed. True when
+        the row was changed."""
+        names = list(values)
+        sets = ", ".join(f"{name} = {{}}" for name in names)
+        at = (
+            "CAST(json_extract(checkpoint, '$.offset') AS INTEGER)"
+            if isinstance(self.engine, SQLiteEngine)
+            else "CAST(checkpoint ->> 'offset' AS BIGINT)"
+        )
+        rows = await self._raw(
+            QueryString(
+                f"UPDATE transfers SET {sets} WHERE user_id = {{}} AND id = {{}} "  # noqa: S608
+                f"AND COALESCE({at}, 0) = {{}} RETURNING id",
+                *[_param(name, values[name]) for name in names],
+                user_id,
+                transfer_id,
+                offset,
+            )
+        )
+        return bool(rows)
+
     async def delete(self, user_id: int, transfer_id: int) -> None:
         await self._raw(
             QueryString(
