@@ -351,8 +351,9 @@ class Importer:
         pending = read_ahead(rows_next)
         last_commit = time.monotonic()
         self._offset = resume_offset
-        # PostgreSQL: chunk N+1 inserts its customers on a second connection while chunk N
-        # writes its entries and commits (see _write_ahead). SQLite has one writer.
+        # PostgreSQL: chunk N+1 opens its transaction on a second connection and reads its
+        # existing emails and slug suffixes while chunk N is written; it writes once N has
+        # committed (see _write_ahead). SQLite has one writer: one chunk at a time.
         ahead = isinstance(self.repository.engine, PostgresEngine)
 
         async def cancelled() -> bool:
