@@ -725,8 +725,7 @@ class Importer:
             if not diff:
                 counts.skipped += 1
                 continue
-            values = {name: getattr(before, name) for name in _FIELDS_BUT_EMAIL} | diff
-            updates.append((before.id, values))
+            updates.append((before.id, diff))  # only the fields the row changes
             diffs[before.id] = diff
         if updates:
             befores = {c.id: c for c in existing.values()}

@@ -507,19 +507,23 @@ class PiccoloTransferRepository:
     async def update_customers(
         self, user_id: int, rows: Sequence[tuple[int, dict[str, str]]], now: datetime
     ) -> list[Customer]:
-        """Set every editable field but email of each (customer id, values) in one
-        statement per chunk; the customers as they are now."""
+        """Set the given fields (any editable one but email) of each (customer id,
+        values) in one statement per chunk; the customers as they are now. A field left
+        out of ``values`` keeps what the row holds when the statement runs, so a change
+        made elsewhere since the row was read is not written over with what was read."""
         fields = [name for name in EDITABLE_FIELDS if name != "email"]
         width = len(fields) + 1
         step = (MAX_PARAMETERS - 2) // width
         updated: list[Customer] = []
         group = "(CAST({} AS BIGINT), " + ", ".join("{}" for _ in fields) + ")"
-        sets = ", ".join(f"{name} = v.column{n + 2}" for n, name in enumerate(fields))
+        sets = ", ".join(
+            f"{name} = COALESCE(v.column{n + 2}, customers.{name})" for n, name in enumerate(fields)
+        )
         for start in range(0, len(rows), step):
             part = rows[start : start + step]
             params: list[Any] = [now]
             for customer_id, values in part:
-                params += [customer_id, *(values[name] for name in fields)]
+                params += [customer_id, *(values.get(name) for name in fields)]
             params.append(user_id)
             found = await self._raw(
                 QueryString(

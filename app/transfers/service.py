@@ -396,11 +396,10 @@ class ImportService:
                     before = current.get(customer_id)
                     if before is None or old is None:
                         continue
-                    values = {
-                        n: str(old.get(n, getattr(before, n)) or "")
-                        for n in EDITABLE_FIELDS
-                        if n != "email"
-                    }
+                    # Only the fields the import changed: the others keep what they
+                    # hold when the statement runs.
+                    values = {n: str(old[n] or "") for n in EDITABLE_FIELDS if n in old}
+                    values.pop("email", None)
                     updates.append((customer_id, values))
                 now = datetime.now(UTC)
                 changes = []

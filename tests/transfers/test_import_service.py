@@ -9,12 +9,15 @@ import struct
 import zipfile
 import zlib
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
+from app.customers.tables import Customer as CustomerTable
 from app.lib.storage import Storage
 from app.lib.validation import ValidationFailed
 from app.settings import Settings
+from app.transfers.repository import PiccoloTransferRepository
 from app.transfers.service import ImportNotFound, ImportService
 from app.transfers.tables import Transfer
 from tests.transfers.conftest import FILES, RecordingJobs, Run, csv_bytes
@@ -212,6 +215,29 @@ async def test_duplicate_policy_update_overwrites_with_non_empty_values(run: Run
     assert len(entries) == 2
     ann_entry = next(e for e in entries if "ann" in e["customer_label"])
     assert run_values(ann_entry["old_values"]) == {"name": "Ann Old", "phone": "", "job_title": ""}
+
+
+async def test_an_update_writes_only_the_fields_it_changes(run: Run) -> None:
+    """A change made elsewhere after the import read a customer (here: its notes) stays:
+    the import's update sets only the fields the row changes."""
+    await _seed(run)
+    ann = (await run.customers())["ann@x.test"]
+    await CustomerTable.update({CustomerTable.notes: "edited meanwhile"}).where(
+        CustomerTable.id == ann["id"]
+    )
+    repository = PiccoloTransferRepository()
+    async with repository.transaction():
+        (after,) = await repository.update_customers(
+            run.user_id, [(ann["id"], {"phone": "111"})], datetime.now(UTC)
+        )
+    assert (after.name, after.phone, after.organization, after.notes) == (
+        "Ann Old",
+        "111",
+        "Annco",
+        "edited meanwhile",
+    )
+    stored = (await run.customers())["ann@x.test"]
+    assert (stored["phone"], stored["notes"]) == ("111", "edited meanwhile")
 
 
 def run_values(value: object) -> object:
