@@ -42,6 +42,9 @@ def test_the_timeline_follows_edits_and_restores_with_javascript(live_server, br
         # The form puts the cursor in its first field (htmx honours autofocus once the swap
         # has settled); only then move to the job title, as a person tabbing would.
         expect(page.locator("#name")).to_be_focused()
+        # Requests the page started before the form came (its history) land first: a late
+        # swap's settle must not move the focus while the test types.
+        page.wait_for_load_state("networkidle")
         page.locator("#job_title").focus()
         page.keyboard.press("Control+a")
         page.keyboard.type("Sergeant")
