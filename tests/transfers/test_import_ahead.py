@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import Any
 
 import pytest
-from piccolo.engine.postgres import PostgresEngine
 from piccolo.querystring import QueryString
 
 from app.audit.context import AuditContext
@@ -23,10 +21,9 @@ from tests.transfers.conftest import Run, csv_bytes
 DATA = csv_bytes("Name,Email", *[f"P{n},p{n}@x.test" for n in range(4)])
 
 
-@pytest.fixture(autouse=True)
-def postgres_only(engine: Any) -> None:
-    if not isinstance(engine, PostgresEngine):
-        pytest.skip("SQLite writes its chunks one by one")
+# Only PostgreSQL writes ahead (SQLite has one writer and commits chunks one by one): the
+# full-stack profile alone, as the chaos tests select it.
+pytestmark = pytest.mark.parametrize("settings", ["fullstack"], indirect=True)
 
 
 async def _two_chunks(run: Run) -> tuple[TransferRecord, _Chunk, _Chunk]:
