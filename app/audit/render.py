@@ -19,10 +19,10 @@ from markupsafe import Markup, escape
 
 from app.audit.models import DELETED, RESTORED, UPDATED
 from app.audit.schemas import ShownEntry
+from app.customers.rows import SLUG
 
 RESTORABLE_UPDATE = (UPDATED, RESTORED)
 ENTRY_ID = 999_999_999_999  # stands for an entry id in the URL patterns
-SLUG = "__SLUG__"  # slugs are lower case: never in a real one
 
 
 def _value(value: Any) -> str:

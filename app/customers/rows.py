@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from html import escape as _escape
 from urllib.parse import quote
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from app.customers.models import Customer, ListItem
 
@@ -27,13 +27,15 @@ def _slug_in_url(slug: str) -> str:
     return quote(slug, safe="-._~@")
 
 
-def cell_attrs(customer: Customer, field: str) -> Markup:
-    """The attributes that tie a cell to its customer and field (display and edit)."""
-    slug = escape(customer.slug)
+def _cell_attrs(slug: str, field: str) -> str:
+    """The attributes that tie a cell to its customer and field; ``slug`` escaped."""
     scope = ' scope="row"' if field == "name" else ""
-    return Markup(  # noqa: S704  (every value in it is escaped)
-        f'id="cell-{slug}-{field}" data-slug="{slug}" data-field="{field}"{scope}'
-    )
+    return f'id="cell-{slug}-{field}" data-slug="{slug}" data-field="{field}"{scope}'
+
+
+def cell_attrs(customer: Customer, field: str) -> Markup:
+    """``_cell_attrs`` for the edit cell's template (display cells are built below)."""
+    return Markup(_cell_attrs(_escape(customer.slug), field))  # noqa: S704  (escaped)
 
 
 class RowRenderer:
@@ -72,13 +74,13 @@ class RowRenderer:
         slug = slug if slug is not None else _escape(customer.slug)
         edit_url = self.edit_urls[field].replace(SLUG, url_slug)
         if field == "name":
-            tag, scope = "th", ' scope="row"'
+            tag = "th"
             show_url = self.show_url.replace(SLUG, url_slug)
             content = f'<a class="customer-link" href="{show_url}">{name}</a>'
             if snippet:
                 content += f'<span class="snippet">{snippet}</span>'
         else:
-            tag, scope = "td", ""
+            tag = "td"
             value = getattr(customer, field)
             if value:
                 content = f'<span class="cell-value">{_escape(value)}</span>'
@@ -86,8 +88,7 @@ class RowRenderer:
                 content = '<span class="cell-empty" aria-hidden="true">—</span>'
         saved_class = " cell-saved" if saved else ""
         return (
-            f'<{tag} class="cell cell-{field}{saved_class}" id="cell-{slug}-{field}" '
-            f'data-slug="{slug}" data-field="{field}"{scope}\n'
+            f'<{tag} class="cell cell-{field}{saved_class}" {_cell_attrs(slug, field)}\n'
             f'  data-cell tabindex="-1" title="{CELL_TITLE}"\n'
             f'  hx-get="{edit_url}" hx-trigger="cell-edit" hx-target="this" hx-swap="outerHTML">'
             f"{content}"
