@@ -337,8 +337,38 @@ async def _seed(url: str) -> BenchDatabase:
     )
 
 
+async def _seeded(url: str) -> BenchDatabase:
+    """A database that an earlier run (or tests/perf/conftest.py's _seed) already filled."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT u.id, u.email, (SELECT count(*) FROM customers c WHERE c.user_id = u.id) AS n "
+            "FROM users AS u WHERE u.email LIKE 'bench-%@example.com' ORDER BY u.id"
+        )
+    finally:
+        await conn.close()
+    owner = next(row for row in rows if row["email"] == "bench-owner@example.com")
+    others = [row for row in rows if row["id"] != owner["id"]]
+    return BenchDatabase(
+        url=url,
+        user_id=owner["id"],
+        email=owner["email"],
+        other_user_ids=[row["id"] for row in others],
+        main_rows=owner["n"],
+        other_rows=others[0]["n"] if others else 0,
+        seconds={},
+    )
+
+
 @pytest.fixture(scope="session")
 def bench_database(postgres_server_url: str) -> Iterator[BenchDatabase]:
+    seeded = os.environ.get("BENCH_SEEDED_DATABASE_URL")
+    if seeded:
+        # For working on the app between runs: seeding a million rows takes minutes.
+        yield asyncio.run(_seeded(seeded))
+        return
     with scratch_postgres(postgres_server_url, "bench") as url:
         began = time.perf_counter()
         run_migrations(url)

@@ -38,6 +38,7 @@ from app.customers.repository import PiccoloCustomerRepository
 from app.lib.db import POSTGRES_SERVER_SETTINGS, bind_tables
 from tests.fixtures.services import run_migrations, scratch_postgres
 from tests.perf.conftest import PASSWORD, QUICK, BenchDatabase, serve
+from tests.perf.lean_http import LeanClient
 from tests.perf.results import record, size
 from tests.perf.test_customers_bench import (
     CONCURRENCY,
@@ -222,8 +223,12 @@ async def _run(database: BenchDatabase, slug: str, tmp_path: Path) -> None:
     )
     try:
         with serve(database, cache=False, log_dir=tmp_path) as server:
-            async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            async with (
+                httpx.AsyncClient(base_url=server.base_url, timeout=30) as client,
+                LeanClient(server.base_url, size=CONCURRENCY) as lean,
+            ):
                 await sign_in(client, database.email)
+                lean.use_cookies(client.cookies)
                 url = f"/customers/{slug}/timeline"
                 headers = {"HX-Request": "true"}
                 check = await client.get(url, headers=headers)
@@ -232,9 +237,9 @@ async def _run(database: BenchDatabase, slug: str, tmp_path: Path) -> None:
                 assert "<html" not in check.text[:300].lower()
 
                 async def ours(_: int) -> None:
-                    response = await client.get(url, headers=headers)
-                    if response.status_code != 200:
-                        raise RuntimeError(f"{response.status_code} for {url}")
+                    answer = await lean.get(url, headers)
+                    if answer.status != 200:
+                        raise RuntimeError(f"{answer.status} for {url}")
 
                 async def raw(_: int) -> None:
                     async with pool.acquire() as conn:

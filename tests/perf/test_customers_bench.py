@@ -41,6 +41,7 @@ from app.customers.models import ListQuery
 from app.customers.repository import Cursor, PiccoloCustomerRepository
 from app.lib.db import POSTGRES_SERVER_SETTINGS, bind_tables
 from tests.perf.conftest import PASSWORD, QUICK, BenchDatabase, serve
+from tests.perf.lean_http import LeanClient
 from tests.perf.results import record, size
 
 pytestmark = pytest.mark.perf
@@ -354,7 +355,7 @@ class Surface:
     """Where the app is asked for pages: the /customers fragment, or the JSON API."""
 
     name: str
-    client: httpx.AsyncClient
+    client: LeanClient  # the load's requests; sign-in and set-up go through httpx
     path: str
     headers: Callable[[int], dict[str, str]]
 
@@ -363,9 +364,9 @@ class Surface:
         return self.path + ("?" + urlencode(query) if query else "")
 
     async def get(self, number: int, params: dict[str, Any]) -> None:
-        response = await self.client.get(self.url(params), headers=self.headers(number))
-        if response.status_code != 200:
-            raise RuntimeError(f"{response.status_code} for {self.url(params)}")
+        answer = await self.client.get(self.url(params), self.headers(number))
+        if answer.status != 200:
+            raise RuntimeError(f"{answer.status} for {self.url(params)}")
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -478,27 +479,29 @@ async def test_customers_benchmark(bench_database: BenchDatabase, tmp_path: Path
             f"customers counted; deep page starts after row {depth:,} (keyset cursor)",
         ]
 
-        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)  # set-up only
         for cache in (False, True):
             with serve(database, cache=cache, log_dir=tmp_path) as server:
-                async with httpx.AsyncClient(
-                    base_url=server.base_url, limits=limits, timeout=30
-                ) as client:
-                    await sign_in(client, database.email)
+                async with (
+                    httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=30) as setup,
+                    LeanClient(server.base_url, size=CONCURRENCY) as lean,
+                ):
+                    await sign_in(setup, database.email)
+                    lean.use_cookies(setup.cookies)
                     tokens = await api_tokens(database, API_TOKENS)
                     api = Surface(
                         "JSON API GET /api/v1/customers",
-                        client,
+                        lean,
                         "/api/v1/customers",
                         rotating_bearer(tokens),
                     )
                     fragment = Surface(
                         "fragment GET /customers with HX-Request",
-                        client,
+                        lean,
                         "/customers",
                         lambda n: {"HX-Request": "true"},
                     )
-                    web = fragment if await fragment_ready(client) else api
+                    web = fragment if await fragment_ready(setup) else api
                     if web is api and not cache:
                         report.notes.append(
                             "the /customers fragment did not answer 200 yet: the figures "
