@@ -246,9 +246,8 @@ async def _run(database: BenchDatabase, slug: str, tmp_path: Path) -> None:
                         for sql, args in statements:
                             await conn.fetch(sql, *args)
 
-                for number in range(WARM_UP):
-                    await ours(number)
-                    await raw(number)
+                await load(ours, WARM_UP)  # at the measured concurrency, as the figures
+                await load(raw, WARM_UP)
                 load_before = os.getloadavg()[0]
                 with profiling(server.pid, "timeline"):
                     measured_ours = await load(ours, REQUESTS)
