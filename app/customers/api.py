@@ -62,7 +62,9 @@ class CustomerApiController(Controller):
         description=(
             "One page of your customers, newest first by default. With `q`, a full-text "
             "search over name, email, organization, job title and notes: every word must "
-            "match, the last one as a prefix, best matches first. Pages follow each other "
+            "match, the last one as a prefix, best matches first (when more than "
+            f"{COUNT_CAP:,} customers match, newest first instead: `sort` in the answer "
+            "says `-created`). Pages follow each other "
             "by cursor: pass `next_cursor` or `prev_cursor` back as `cursor`, with the same "
             f"`sort`. `count` is exact up to {COUNT_CAP:,}; beyond that it is {COUNT_CAP} "
             'with `count_capped` true (show it as "10,000+").'

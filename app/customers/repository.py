@@ -65,6 +65,10 @@ _SORTS = {
     "-updated": ("updated_at", False),
     "relevance": ("rank", False),
 }
+# The order of a search whose matches are more than the count's cap: ranking them all
+# would read every match (tens of thousands of rows for a common word), so the newest
+# come first; the capped count already said how many there are.
+BEYOND_CAP_SORT = "-created"
 
 
 class SlugTaken(Exception):
@@ -140,8 +144,14 @@ class Cursor:
             cursor_sort = payload["s"]
         except (binascii.Error, ValueError, KeyError, TypeError) as error:
             raise InvalidCursor("this page link is not valid") from error
-        if cursor_sort != sort or direction not in ("next", "prev") or type(row_id) is not int:
+        # A search with more matches than the count's cap is shown newest first (see
+        # list_page): its pages carry -created cursors under the relevance sort.
+        allowed = (sort, BEYOND_CAP_SORT) if sort == "relevance" else (sort,)
+        if cursor_sort not in allowed or direction not in ("next", "prev"):
             raise InvalidCursor("this page link belongs to another sort order")
+        if type(row_id) is not int:
+            raise InvalidCursor("this page link is not valid")
+        sort = cursor_sort
         column, _ = _SORTS[sort]
         try:
             if column in ("created_at", "updated_at"):
@@ -322,65 +332,38 @@ class PiccoloCustomerRepository:
     async def list_page(self, user_id: int, query: ListQuery, count_cap: int = COUNT_CAP) -> Page:
         sort = effective_sort(query)
         cursor = Cursor.decode(query.cursor, sort) if query.cursor else None
+        if cursor is not None:
+            sort = cursor.sort  # a relevance search beyond the cap goes on newest first
         forward = cursor.forward if cursor else True
-        column, ascending = _SORTS[sort]
         source, conditions, found = self._source_and_filters(user_id, query)
-        # Going back we read the rows before the cursor nearest first, then flip them.
-        read_ascending = ascending == forward
-        direction = "ASC" if read_ascending else "DESC"
-        comparison = ">" if read_ascending else "<"
         fetch = query.limit + 1  # one more tells whether there is a page beyond
 
-        # Only constants are formatted into these strings (column names from _SORTS, ASC or
-        # DESC); every value travels as a parameter.
         matched: int | None = None  # counted by the page's own query (None: no rows came)
+        rows: list[dict[str, Any]] = []
         if found is not None and sort == "relevance":
-            # Ranking reads every hit (its rank needs the row), so the same pass counts
-            # them: one scan of the matches instead of a second one for the count. The
-            # hits are materialized narrow (id, rank); only the page's rows are joined back.
-            hits = QueryString(
-                "SELECT c.id AS id, {} AS rank FROM {} WHERE {}",
-                found.rank,
-                source,
-                _and(conditions),
+            # The first page ranks at most count_cap + 1 matches: when that many come,
+            # the search has more matches than the count shows, and its pages go newest
+            # first instead (BEYOND_CAP_SORT), which reads a page's worth of rows.
+            rows = await CustomerTable.raw(
+                "{}",
+                self._ranked_sql(
+                    source, conditions, found, cursor, fetch, None if cursor else count_cap + 1
+                ),
             )
-            after = (
-                QueryString(f"WHERE (rank, id) {comparison} ({{}}, {{}})", cursor.value, cursor.id)
-                if cursor
-                else QueryString("")
-            )
-            sql = QueryString(
-                "WITH hits AS ({}) "  # noqa: S608
-                f"SELECT {_SELECT_COLUMNS}, top.rank AS rank, "
-                "(SELECT count(*) FROM hits) AS matched "
-                "FROM (SELECT id, rank FROM hits {} "
-                f"ORDER BY rank {direction}, id {direction} LIMIT {{}}) AS top "
-                f"JOIN customers AS c ON c.id = top.id "
-                f"ORDER BY top.rank {direction}, top.id {direction}",
-                hits,
-                after,
-                fetch,
-            )
-        else:
-            if cursor:
-                conditions.append(
-                    QueryString(
-                        f"(c.{column}, c.id) {comparison} ({{}}, {{}})", cursor.value, cursor.id
-                    )
+            if rows:
+                matched = int(rows[0]["matched"])
+            if cursor is None and matched is not None and matched > count_cap:
+                sort = BEYOND_CAP_SORT
+                rows = await CustomerTable.raw(
+                    "{}", self._ordered_sql(user_id, query, sort, None, fetch, count_cap=None)
                 )
-            # The capped count rides along as a scalar subquery (evaluated once): a page is
-            # one round trip to the database.
-            sql = QueryString(
-                f"SELECT {_SELECT_COLUMNS}, ({{}}) AS matched FROM {{}} WHERE {{}} "  # noqa: S608
-                f"ORDER BY c.{column} {direction}, c.id {direction} LIMIT {{}}",
-                self._count_sql(user_id, query, count_cap),
-                source,
-                _and(conditions),
-                fetch,
+        else:
+            rows = await CustomerTable.raw(
+                "{}", self._ordered_sql(user_id, query, sort, cursor, fetch, count_cap=count_cap)
             )
-        rows = await CustomerTable.raw("{}", sql)
-        if rows:
-            matched = int(rows[0]["matched"])
+            if rows:
+                matched = int(rows[0]["matched"])
+        column, _ = _SORTS[sort]
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         if not forward:
@@ -414,6 +397,87 @@ class PiccoloCustomerRepository:
             count=counted.value,
             count_capped=counted.capped,
             sort=sort,
+        )
+
+    def _ranked_sql(
+        self,
+        source: QueryString,
+        conditions: list[QueryString],
+        found: search.SearchSql,
+        cursor: Cursor | None,
+        fetch: int,
+        hits_limit: int | None,
+    ) -> QueryString:
+        """A page of matches by relevance, with how many matched (at most hits_limit).
+
+        Ranking reads every hit (its rank needs the row), so the same pass counts them:
+        one scan of the matches instead of a second one for the count. The hits are
+        materialized narrow (id, rank); only the page's rows are joined back."""
+        forward = cursor.forward if cursor else True
+        # Going back we read the rows before the cursor nearest first, then flip them.
+        direction = "DESC" if forward else "ASC"
+        comparison = "<" if forward else ">"
+        hits = QueryString(
+            "SELECT c.id AS id, {} AS rank FROM {} WHERE {}{}",
+            found.rank,
+            source,
+            _and(conditions),
+            QueryString(" LIMIT {}", hits_limit) if hits_limit is not None else QueryString(""),
+        )
+        after = (
+            QueryString(f"WHERE (rank, id) {comparison} ({{}}, {{}})", cursor.value, cursor.id)
+            if cursor
+            else QueryString("")
+        )
+        # Only constants are formatted into these strings (ASC or DESC, < or >); every
+        # value travels as a parameter.
+        return QueryString(
+            "WITH hits AS ({}) "  # noqa: S608
+            f"SELECT {_SELECT_COLUMNS}, top.rank AS rank, "
+            "(SELECT count(*) FROM hits) AS matched "
+            "FROM (SELECT id, rank FROM hits {} "
+            f"ORDER BY rank {direction}, id {direction} LIMIT {{}}) AS top "
+            f"JOIN customers AS c ON c.id = top.id "
+            f"ORDER BY top.rank {direction}, top.id {direction}",
+            hits,
+            after,
+            fetch,
+        )
+
+    def _ordered_sql(
+        self,
+        user_id: int,
+        query: ListQuery,
+        sort: str,
+        cursor: Cursor | None,
+        fetch: int,
+        *,
+        count_cap: int | None,
+    ) -> QueryString:
+        """A page in a column's order; with ``count_cap``, the capped count rides along as
+        a scalar subquery (evaluated once): a page is one round trip to the database."""
+        column, ascending = _SORTS[sort]
+        forward = cursor.forward if cursor else True
+        read_ascending = ascending == forward
+        direction = "ASC" if read_ascending else "DESC"
+        comparison = ">" if read_ascending else "<"
+        source, conditions, _ = self._source_and_filters(user_id, query)
+        if cursor:
+            after = f"(c.{column}, c.id) {comparison} ({{}}, {{}})"
+            conditions.append(QueryString(after, cursor.value, cursor.id))
+        matched = (
+            QueryString("({}) AS matched", self._count_sql(user_id, query, count_cap))
+            if count_cap is not None
+            else QueryString("NULL AS matched")
+        )
+        # Only constants are formatted in (a column name from _SORTS, ASC or DESC).
+        return QueryString(
+            f"SELECT {_SELECT_COLUMNS}, {{}} FROM {{}} WHERE {{}} "  # noqa: S608
+            f"ORDER BY c.{column} {direction}, c.id {direction} LIMIT {{}}",
+            matched,
+            source,
+            _and(conditions),
+            fetch,
         )
 
     def _count_sql(self, user_id: int, query: ListQuery, cap: int) -> QueryString:

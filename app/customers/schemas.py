@@ -93,6 +93,10 @@ class CustomerPageOut(msgspec.Struct):
     10,000; beyond that it is 10000 with ``count_capped`` true (show it as "10,000+").
     Pass ``next_cursor`` (or ``prev_cursor``) back as ``cursor`` with the same ``sort``
     to get the next (or previous) page; null when there is no such page.
+
+    ``sort`` is the order of this page: the one asked for, except that a search by
+    relevance with more matches than the count shows (``count_capped``) comes newest
+    first (``-created``) instead of ranked; its cursors go on in that order.
     """
 
     data: list[CustomerOut]
@@ -100,6 +104,7 @@ class CustomerPageOut(msgspec.Struct):
     prev_cursor: str | None
     count: int
     count_capped: bool
+    sort: str
 
     @classmethod
     def of(cls, page: Page) -> CustomerPageOut:
@@ -109,4 +114,5 @@ class CustomerPageOut(msgspec.Struct):
             prev_cursor=page.prev_cursor,
             count=page.count,
             count_capped=page.count_capped,
+            sort=page.sort,
         )

@@ -27,7 +27,7 @@ from litestar.types import ControllerRouterHandler
 from app.accounts.auth import verified_guard
 from app.accounts.web import FormData, account_of, kept_values
 from app.customers.models import EDITABLE_FIELDS, PAGE_SIZES, CustomerInput, ListQuery, Page
-from app.customers.repository import InvalidCursor
+from app.customers.repository import InvalidCursor, effective_sort
 from app.customers.rows import RowRenderer, cell_attrs
 from app.customers.service import CustomerNotFound, CustomerService
 from app.errors import error_response
@@ -252,7 +252,7 @@ class CustomerController(Controller):
                 "prev_url": filters.url(base, cursor=prev_cursor) if prev_cursor else None,
                 "empty_book": result is not None and result.count == 0 and not filters.active,
                 "import_url": _route_exists(request, IMPORT_ROUTE),
-                "count_text": _count_text(result) if result else None,
+                "count_text": _count_text(result, query) if result else None,
             },
             block="results",
             status_code=status,
@@ -504,9 +504,13 @@ class CustomerController(Controller):
         )
 
 
-def _count_text(result: Page) -> str:
+def _count_text(result: Page, query: ListQuery) -> str:
     label = "customer" if result.count == 1 and not result.count_capped else "customers"
-    return f"{result.count_label} {label}"
+    text = f"{result.count_label} {label}"
+    if effective_sort(query) == "relevance" and result.sort != "relevance":
+        # More matches than the count shows: they are not ranked (see the repository).
+        text += ", newest first. Add a word to rank them by best match"
+    return text
 
 
 customer_route_handlers: list[ControllerRouterHandler] = [CustomerController]

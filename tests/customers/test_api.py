@@ -32,7 +32,7 @@ CUSTOMER_FIELDS = {
     "created_at",
     "updated_at",
 }
-PAGE_FIELDS = {"data", "next_cursor", "prev_cursor", "count", "count_capped"}
+PAGE_FIELDS = {"data", "next_cursor", "prev_cursor", "count", "count_capped", "sort"}
 BASE_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
 

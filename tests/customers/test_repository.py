@@ -191,6 +191,43 @@ async def test_count_is_exact_below_the_cap_and_capped_above(
     assert (page.count_label, page.count_capped) == ("2", False)
 
 
+async def test_a_search_with_more_matches_than_the_cap_comes_newest_first(
+    repository: PiccoloCustomerRepository, user_id: int, seed: Any
+):
+    # 30 matches: some with "orchid" in the name (the best matches), most in the notes.
+    rows = [
+        {"name": f"Orchid Grower {n}" if n % 10 == 0 else f"Customer {n}", "notes": "orchid"}
+        for n in range(30)
+    ] + [{"notes": "tulips"}] * 3
+    ids = await seed(user_id, rows)
+    matching = ids[:30]
+    newest_first = list(reversed(matching))  # seeded a minute apart, oldest first
+
+    def asked(cursor: str | None = None) -> ListQuery:
+        return ListQuery(q="orchid", cursor=cursor)
+
+    first = await repository.list_page(user_id, asked(), count_cap=20)
+    assert (first.count_label, first.sort) == ("20+", "-created")
+    assert [item.customer.id for item in first.items] == newest_first[:25]
+    assert all(item.rank is None for item in first.items)
+    second = await repository.list_page(user_id, asked(first.next_cursor), count_cap=20)
+    assert second.sort == "-created"
+    assert [item.customer.id for item in second.items] == newest_first[25:]
+    assert second.next_cursor is None
+    back = await repository.list_page(user_id, asked(second.prev_cursor), count_cap=20)
+    assert [item.customer.id for item in back.items] == newest_first[:25]
+
+    # Under the cap the same search is ranked: the names that match come first.
+    ranked = await repository.list_page(user_id, asked(), count_cap=100)
+    assert (ranked.count_label, ranked.sort) == ("30", "relevance")
+    named = {matching[n] for n in range(0, 30, 10)}
+    assert {item.customer.id for item in ranked.items[:3]} == named
+    ranks = [item.rank for item in ranked.items]
+    assert ranks == sorted(ranks, reverse=True)
+    walked, _ = await walk(repository, user_id, asked())
+    assert sorted(walked) == sorted(matching)
+
+
 # --- filters -------------------------------------------------------------------------------------
 
 

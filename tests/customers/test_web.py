@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from litestar import Litestar
 
-from app.customers.models import Page
+from app.customers.models import ListQuery, Page
 from app.customers.web import BAD_CURSOR, Filters
 from tests.accounts.conftest import html
 from tests.customers.conftest import (
@@ -165,9 +165,17 @@ def test_counts_beyond_the_cap_are_shown_as_a_floor():
     from app.customers.web import _count_text
 
     capped = Page(items=[], next_cursor=None, prev_cursor=None, count=10_000, count_capped=True)
-    assert _count_text(capped) == "10,000+ customers"
+    assert _count_text(capped, ListQuery()) == "10,000+ customers"
     exact = dataclasses.replace(capped, count=9_999, count_capped=False)
-    assert _count_text(exact) == "9,999 customers"
+    assert _count_text(exact, ListQuery()) == "9,999 customers"
+    # A search by best match with more matches than that is shown newest first, and says so.
+    assert _count_text(capped, ListQuery(q="smith")) == (
+        "10,000+ customers, newest first. Add a word to rank them by best match"
+    )
+    ranked = dataclasses.replace(exact, sort="relevance")
+    assert _count_text(ranked, ListQuery(q="smith")) == "9,999 customers"
+    # Asked for newest first, it needs no explanation.
+    assert _count_text(capped, ListQuery(q="smith", sort="-created")) == "10,000+ customers"
 
 
 async def test_search_as_you_type_returns_the_results_fragment(client, member):
