@@ -309,4 +309,9 @@ async def test_a_page_costs_the_same_queries_whatever_its_size(
             page = await repository.list_page(user_id, ListQuery(q=q, limit=limit))
         assert len(page.items) == limit
         counts.append(counted.count)
-    assert counts == [1, 1], "one query for the rows and their count"
+    if q:
+        # A search by best match counts first (beyond the cap it is not ranked), then
+        # reads its page.
+        assert counts == [2, 2], "the count, then one query for the page"
+    else:
+        assert counts == [1, 1], "one query for the rows and their count"
