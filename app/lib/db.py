@@ -7,6 +7,7 @@ here instead lets one process (the tests) switch between SQLite and PostgreSQL.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from piccolo.engine.base import Engine
@@ -38,15 +39,21 @@ class PooledConnection(asyncpg.Connection):
         return ""
 
 
+def postgres_engine(dsn: str, **options: Any) -> PostgresEngine:
+    """The app's PostgreSQL engine (its connections as the app makes them), for ``dsn``."""
+    return PostgresEngine(
+        config={
+            "dsn": dsn,
+            "server_settings": POSTGRES_SERVER_SETTINGS,
+            "connection_class": PooledConnection,
+        },
+        **options,
+    )
+
+
 def build_engine(settings: Settings) -> Engine:
     if settings.uses_postgres:
-        return PostgresEngine(
-            config={
-                "dsn": settings.database_url,
-                "server_settings": POSTGRES_SERVER_SETTINGS,
-                "connection_class": PooledConnection,
-            }
-        )
+        return postgres_engine(settings.database_url)
     path = Path(settings.sqlite_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # WAL lets readers carry on while the one writer commits; the busy timeout

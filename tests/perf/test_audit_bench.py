@@ -32,7 +32,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from piccolo.engine.postgres import PostgresEngine
 
 from app.audit.chain import GENESIS, entry_hash
 from app.audit.context import AuditContext
@@ -41,7 +40,7 @@ from app.audit.service import AuditService
 from app.customers.models import CustomerInput
 from app.customers.repository import PiccoloCustomerRepository
 from app.customers.service import CustomerService
-from app.lib.db import bind_tables, close_database, open_database
+from app.lib.db import bind_tables, close_database, open_database, postgres_engine
 from app.lib.storage import build_storage
 from app.settings import Settings
 from tests.fixtures.services import ROOT, run_migrations, scratch_postgres
@@ -170,7 +169,7 @@ async def _measure_updates(url: str) -> list[tuple[str, str, str, str]]:
     finally:
         await conn.close()
 
-    engine = PostgresEngine(config={"dsn": url}, log_queries=False)
+    engine = postgres_engine(url, log_queries=False)  # as the app connects
     bind_tables(engine)
     await open_database(engine, CONCURRENT_WRITERS + 2)
     try:
@@ -332,7 +331,7 @@ async def _check_archive(url: str, users: list[int], entries: int, days: int) ->
 async def _verify_one(url: str, env: dict[str, str], user_id: int, days: int) -> None:
     """One user's chain, read back from the objects the run wrote: intact."""
     settings = Settings.from_env(env)
-    engine = PostgresEngine(config={"dsn": url}, log_queries=False)
+    engine = postgres_engine(url, log_queries=False)  # as the app connects
     bind_tables(engine)
     await open_database(engine, 2)
     try:
