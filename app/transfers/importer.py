@@ -25,7 +25,9 @@ import asyncio
 import csv
 import functools
 import hashlib
+import heapq
 import io
+import operator
 import re
 import tempfile
 import time
@@ -246,8 +248,18 @@ class SlugAllocator:
 
     def missing(self, bases: list[str]) -> list[str]:
         if len(self.highest) > SLUG_CACHE_LIMIT:
-            self.highest.clear()
+            self._shrink()
         return sorted({base for base in bases if base not in self.highest})
+
+    def _shrink(self) -> None:
+        """Forget the half of the bases with the fewest slugs. Reading a base again costs
+        one row per slug it has: forgetting everything made a million-row import read
+        the thousands of slugs of its commonest names again and again (45 of its 117
+        seconds), where a base seen once costs one row."""
+        kept = heapq.nlargest(
+            SLUG_CACHE_LIMIT // 2, self.highest.items(), key=operator.itemgetter(1)
+        )
+        self.highest = dict(kept)
 
     def learn(self, found: dict[str, int]) -> None:
         # Never lower: a read made before a chunk in flight committed misses its slugs.
