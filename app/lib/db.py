@@ -21,7 +21,13 @@ from app.settings import Settings
 # statement to a generic plan that ignores the parameters. For a search that plan reads the
 # whole user_id index of a large book (about 45 ms at a million rows) where the plan made
 # for the actual words takes 1-2 ms: plan each statement for its values.
-POSTGRES_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+#
+# JIT compilation is off: the app's statements run for milliseconds, and once a large
+# table's statistics push a plan's estimated cost past jit_optimize_above_cost, LLVM
+# spends 100 ms or more compiling each execution. The import's slug look-up (an index
+# probe per name, 10 ms of work) took 100-150 ms a chunk that way, 45 s of a million-row
+# import.
+POSTGRES_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "jit": "off"}
 
 
 class PooledConnection(asyncpg.Connection):
