@@ -72,12 +72,12 @@ class SessionUserMiddleware:
         await self.app(scope, receive, send)
 
 
-def login_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def login_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if current_account(connection) is None:
         raise LoginRequired()
 
 
-def verified_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def verified_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     account = current_account(connection)
     if account is None:
         raise LoginRequired()

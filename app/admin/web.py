@@ -33,7 +33,7 @@ GONE = (
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
-def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     account = current_account(connection)
     if account is None or not account.is_verified or not account.is_admin:
         raise NotFoundException()
