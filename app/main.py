@@ -38,6 +38,7 @@ from app.exports.api import export_api_route_handlers
 from app.exports.web import export_route_handlers
 from app.jobs_centre.web import jobs_centre_route_handlers
 from app.lib import db
+from app.lib.compression import IsalGzipCompression
 from app.lib.flash import pop_flashes
 from app.lib.jobs import build_job_runner
 from app.lib.mail import build_mailer
@@ -163,10 +164,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ),
         csrf_config=csrf_config(settings),
-        # Level 1: a list page's HTML compresses 6 to 7 times already; higher levels cost
-        # several times the CPU for a few per cent of bytes (tests/perf/README.md).
+        # Level 1 (ISA-L, app/lib/compression.py): a list page compresses 6 to 7 times already;
+        # higher levels cost several times the CPU for a few per cent of bytes.
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=500, gzip_compress_level=1
+            backend="gzip",
+            minimum_size=500,
+            gzip_compress_level=1,
+            compression_facade=IsalGzipCompression,
         ),
         stores=stores,
         plugins=[HTMXPlugin()],
