@@ -67,6 +67,35 @@ def canonical(content: Mapping[str, Any]) -> bytes:
     return _encoder.encode(hashed)
 
 
+# canonical() of an entry whose head is not known yet, in three parts around its two
+# head-dependent values: head + created_at + middle + prev_hash + tail (PostgreSQL's
+# ``audit_append`` joins them once it holds the chain lock; see the migration).
+_SORTED_FIELDS = sorted(HASHED_FIELDS)
+_AT = _SORTED_FIELDS.index("created_at")
+_PREV = _SORTED_FIELDS.index("prev_hash")
+assert _AT < _PREV, "the parts below assume created_at sorts before prev_hash"
+
+
+def _members(content: Mapping[str, Any], names: Sequence[str]) -> str:
+    """The ``"name":value`` members of ``names`` as canonical() writes them, comma-joined."""
+    if not names:
+        return ""
+    return _encoder.encode({name: content[name] for name in names})[1:-1].decode()
+
+
+def canonical_parts(content: Mapping[str, Any]) -> tuple[str, str, str]:
+    """``canonical(content)`` minus its created_at and prev_hash values, as the three
+    texts around them (``content`` holds every HASHED_FIELD but those two)."""
+    before = _members(content, _SORTED_FIELDS[:_AT])
+    middle = _members(content, _SORTED_FIELDS[_AT + 1 : _PREV])
+    after = _members(content, _SORTED_FIELDS[_PREV + 1 :])
+    return (
+        "{" + (before + "," if before else "") + '"created_at":"',
+        '"' + ("," + middle if middle else "") + ',"prev_hash":"',
+        '"' + ("," + after if after else "") + "}",
+    )
+
+
 def entry_hash(content: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(content)).hexdigest()
 

@@ -29,6 +29,7 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.querystring import QueryString
 
+from app.audit.chain import canonical_parts
 from app.audit.models import ArchiveRecord, AuditEntry
 from app.audit.tables import AuditArchive, AuditLog
 from app.lib.db import is_unique_violation
@@ -51,6 +52,7 @@ ENTRY_COLUMNS = (
     "hash",
 )
 _JSON_COLUMNS = ("old_values", "new_values")
+_LINKED = ("created_at", "prev_hash", "hash")  # set when the entry joins the chain
 _SELECT_ENTRY = ", ".join(("id", *ENTRY_COLUMNS))
 ARCHIVE_COLUMNS = (
     "id",
@@ -215,6 +217,9 @@ class AuditRepository(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Any]: ...
     async def lock_chain_head(self, user_id: int) -> ChainHead | None: ...
+    async def append_one(
+        self, user_id: int, draft: dict[str, Any], now: datetime
+    ) -> AuditEntry | None: ...
     async def insert_entries(self, rows: Sequence[dict[str, Any]]) -> list[int]: ...
     async def get_entry(self, user_id: int, entry_id: int) -> AuditEntry | None: ...
     async def page(
@@ -305,6 +310,47 @@ class PiccoloAuditRepository:
         if isinstance(self.engine, PostgresEngine):
             raise RuntimeError("lock_chain_head needs an open transaction")
         return await self.chain_head(user_id)
+
+    async def append_one(
+        self, user_id: int, draft: dict[str, Any], now: datetime
+    ) -> AuditEntry | None:
+        """One entry linked onto the user's chain and inserted in one round trip
+        (PostgreSQL's ``audit_append``: the chain lock, the head, the hash and the
+        INSERT); ``draft`` holds the entry's columns but created_at and the hashes. None
+        where there is no such function (SQLite): the caller takes the two steps."""
+        connection = self._transaction_connection()
+        if connection is None:
+            return None
+        row = {**draft, "user_id": user_id}
+        head, middle, tail = canonical_parts(row)
+        found = await connection.fetchrow(
+            "SELECT id, created_at, prev_hash, hash FROM audit_append("
+            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            CHAIN_LOCK_CLASS,
+            user_id % _INT4,
+            now,
+            head,
+            middle,
+            tail,
+            user_id,
+            row["actor_id"],
+            row["customer_id"],
+            row["customer_label"],
+            row["event"],
+            json_text(row["old_values"]),
+            json_text(row["new_values"]),
+            row["ip"],
+            row["user_agent"],
+            row["request_id"],
+            row["import_id"],
+        )
+        return AuditEntry(
+            **{name: row[name] for name in ENTRY_COLUMNS if name not in _LINKED},
+            id=int(found["id"]),
+            created_at=found["created_at"],
+            prev_hash=found["prev_hash"],
+            hash=found["hash"],
+        )
 
     async def chain_head(self, user_id: int) -> ChainHead | None:
         """The head of the user's chain, without the lock (SQLite's write transaction holds

@@ -331,6 +331,11 @@ class AuditService:
         self, user_id: int, drafts: list[dict[str, Any]], insert: InsertEntries | None = None
     ) -> list[AuditEntry]:
         async with self.repository.transaction():
+            if len(drafts) == 1 and insert is None:
+                # One statement for lock, head, link and insert where the database can.
+                entry = await self.repository.append_one(user_id, drafts[0], self._clock())
+                if entry is not None:
+                    return [entry]
             head = await self.repository.lock_chain_head(user_id)
             return await self._insert_chained(user_id, drafts, head, insert)
 

@@ -14,6 +14,7 @@ import pytest
 from piccolo.querystring import QueryString
 
 from app.accounts.tables import User
+from app.audit.chain import hash_of
 from app.audit.models import AuditEntry
 from app.audit.service import AuditService
 from app.audit.tables import AuditArchive, AuditLog
@@ -44,6 +45,24 @@ async def test_an_intact_chain_verifies(
     report = await audit.verify_chain(user_id)
     assert report.intact
     assert (report.entries, report.archives) == (len(entries), 0)
+
+
+async def test_an_entry_written_in_one_statement_hashes_as_python_does(
+    customers: CustomerService, audit: AuditService, user_id: int, clock: Clock
+) -> None:
+    """On PostgreSQL a single write's hash is computed by the database (audit_append);
+    whatever the text holds, it is the hash the chain walk recomputes in Python."""
+    tricky = 'Zoë "Z" O\'Brien \\ \u00e9 \n 東京 \U0001f600 {"prev_hash":"x"}'
+    ana = await customers.create(user_id, CustomerInput(name="Ana", email="ana@x.test"))
+    clock.advance(minutes=1)
+    await customers.update(user_id, ana.slug, {"notes": tricky, "job_title": "CTO\tVP"})
+    entries = await AuditService().repository.walk(user_id, 0, 100)
+    assert [entry.event for entry in entries] == ["created", "updated"]
+    assert entries[1].new_values == {"job_title": "CTO\tVP", "notes": tricky}
+    for entry in entries:
+        assert entry.hash == hash_of(entry)
+    assert entries[1].prev_hash == entries[0].hash
+    assert (await audit.verify_chain(user_id)).intact
 
 
 async def test_an_edited_entry_is_found(

@@ -151,9 +151,12 @@ async def test_a_failing_audit_write_undoes_the_customer_write(
 ) -> None:
     created = await customers.create(user_id, ANA)
 
-    async def refuse(rows: Any) -> list[int]:
+    async def refuse(*args: Any) -> list[int]:
         raise RuntimeError("the audit table is full")
 
+    # Both ways an entry is written: a single one in one statement (PostgreSQL), many
+    # (or any on SQLite) by INSERT after the chain's head is read.
+    monkeypatch.setattr(audit.repository, "append_one", refuse)
     monkeypatch.setattr(audit.repository, "insert_entries", refuse)
     with pytest.raises(RuntimeError, match="audit table is full"):
         await customers.update(user_id, created.slug, {"notes": "changed"})
