@@ -2,12 +2,14 @@
 user's entries takes the user_id first; the archive and retention jobs' scans over all
 users are named as such (``next_user_with_entries``, ``archives_ended_before``).
 
-Entries are written only by ``insert_entries`` (one multi-row INSERT per chunk, under
+Entries are written by ``insert_entries`` (one multi-row INSERT per chunk, under
 PostgreSQL's 32,767-parameter cap), inside a transaction that first took the user's
 chain lock and read the chain's head (``lock_chain_head``): on PostgreSQL the
 ``audit_chain_head`` function of the migration (``pg_advisory_xact_lock`` keyed by the
 user, released at commit, and the head read after it, in one round trip); on SQLite
-the IMMEDIATE write transaction already holds the database's one write lock.
+the IMMEDIATE write transaction already holds the database's one write lock. A single
+entry on PostgreSQL goes through ``append_one`` instead: the ``audit_append`` function
+takes the lock, reads the head, hashes and inserts, all in one round trip.
 
 These two run on every audited write, so on PostgreSQL they go straight to the open
 transaction's asyncpg connection (``_transaction_connection``): Piccolo's query building
