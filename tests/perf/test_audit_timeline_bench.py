@@ -28,6 +28,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 from piccolo.engine.postgres import PostgresEngine
 
@@ -218,6 +219,37 @@ async def _statements(database: BenchDatabase, slug: str) -> list[tuple[str, lis
         await engine.close_connection_pool()
 
 
+class CpuMeter:
+    """CPU time of the app process, this process (the load generator) and PostgreSQL's
+    processes, from here on: where a figure's time went when none of them is idle."""
+
+    def __init__(self, app_pid: int) -> None:
+        self.processes = {
+            "app": [psutil.Process(app_pid)],
+            "load generator": [psutil.Process()],
+            "PostgreSQL": [
+                found for found in psutil.process_iter(["name"]) if found.info["name"] == "postgres"
+            ],
+        }
+        self.before = {name: self._seconds(found) for name, found in self.processes.items()}
+
+    @staticmethod
+    def _seconds(processes: list[psutil.Process]) -> float:
+        total = 0.0
+        for process in processes:
+            try:
+                total += sum(process.cpu_times()[:2])
+            except psutil.NoSuchProcess:  # a PostgreSQL backend that ended
+                continue
+        return total
+
+    def per_request(self, requests: int) -> dict[str, float]:
+        return {
+            name: (self._seconds(found) - self.before[name]) * 1000 / max(requests, 1)
+            for name, found in self.processes.items()
+        }
+
+
 async def _run(database: BenchDatabase, slug: str, tmp_path: Path) -> None:
     statements = await _statements(database, slug)
     pool = await asyncpg.create_pool(
@@ -254,8 +286,10 @@ async def _run(database: BenchDatabase, slug: str, tmp_path: Path) -> None:
                 await load(ours, WARM_UP)  # at the measured concurrency, as the figures
                 await load(raw, WARM_UP)
                 load_before = os.getloadavg()[0]
+                cpu = CpuMeter(server.pid)
                 with profiling(server.pid, "timeline"):
                     measured_ours = await load(ours, REQUESTS)
+                spent = cpu.per_request(measured_ours.count + measured_ours.errors)
                 measured_raw = await load(raw, REQUESTS)
                 load_after = os.getloadavg()[0]
     finally:
@@ -283,6 +317,11 @@ async def _run(database: BenchDatabase, slug: str, tmp_path: Path) -> None:
         f"p95 {measured_raw.p95:.1f} ms"
     )
     print(f"  ratio ours/raw at p95: {ratio:.1f}x")
+    print(
+        "  CPU per request: "
+        + ", ".join(f"{name} {milliseconds:.2f} ms" for name, milliseconds in spent.items())
+        + " (of 2 x 1000 ms per second on this machine's cores)"
+    )
     size("timeline: entries in audit_logs", ENTRIES)
     record(
         "timeline: first page (p95)",
