@@ -55,6 +55,8 @@ ENTRY_COLUMNS = (
 )
 _JSON_COLUMNS = ("old_values", "new_values")
 _LINKED = ("created_at", "prev_hash", "hash")  # set when the entry joins the chain
+# audit_append's entry parameters, in this order.
+_UNLINKED = tuple(name for name in ENTRY_COLUMNS if name not in _LINKED)
 _SELECT_ENTRY = ", ".join(("id", *ENTRY_COLUMNS))
 ARCHIVE_COLUMNS = (
     "id",
@@ -135,6 +137,20 @@ def json_value(value: Any) -> Any:
 
 def json_text(value: Any) -> str | None:
     return None if value is None else _json_encoder.encode(value).decode()
+
+
+@functools.cache
+def _json_positions(names: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(index for index, name in enumerate(names) if name in _JSON_COLUMNS)
+
+
+def entry_values(row: dict[str, Any], names: tuple[str, ...] = ENTRY_COLUMNS) -> list[Any]:
+    """An entry's values of ``names`` as INSERT and COPY take them (JSON columns as text).
+    Per row of an import: the JSON columns' places are worked out once per ``names``."""
+    values = [row[name] for name in names]
+    for index in _json_positions(names):
+        values[index] = json_text(values[index])
+    return values
 
 
 def entry_from_row(row: dict[str, Any], archived: bool = False) -> AuditEntry:
@@ -334,20 +350,10 @@ class PiccoloAuditRepository:
             head,
             middle,
             tail,
-            user_id,
-            row["actor_id"],
-            row["customer_id"],
-            row["customer_label"],
-            row["event"],
-            json_text(row["old_values"]),
-            json_text(row["new_values"]),
-            row["ip"],
-            row["user_agent"],
-            row["request_id"],
-            row["import_id"],
+            *entry_values(row, _UNLINKED),
         )
         return AuditEntry(
-            **{name: row[name] for name in ENTRY_COLUMNS if name not in _LINKED},
+            **{name: row[name] for name in _UNLINKED},
             id=int(found["id"]),
             created_at=found["created_at"],
             prev_hash=found["prev_hash"],
@@ -384,9 +390,7 @@ class PiccoloAuditRepository:
             chunk = rows[start : start + INSERT_CHUNK]
             values: list[Any] = []
             for row in chunk:
-                for name in ENTRY_COLUMNS:
-                    value = row[name]
-                    values.append(json_text(value) if name in _JSON_COLUMNS else value)
+                values.extend(entry_values(row))
             if connection is not None:
                 inserted = await connection.fetch(_insert_sql(len(chunk), numbered=True), *values)
             else:

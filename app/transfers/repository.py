@@ -30,7 +30,7 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.querystring import QueryString
 
 from app.audit.models import AuditEntry
-from app.audit.repository import as_datetime, entry_from_row, json_text
+from app.audit.repository import ENTRY_COLUMNS, as_datetime, entry_from_row, entry_values
 from app.customers.models import EDITABLE_FIELDS, Customer
 from app.customers.repository import COLUMNS as CUSTOMER_COLUMNS
 from app.customers.repository import customer_from_row
@@ -97,22 +97,6 @@ _STAGED_INSERT = (
     f"INSERT INTO customers ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
     f"SELECT $1, {', '.join(_STAGING_COLUMNS)}, $2, $2 FROM {_STAGING} ORDER BY ord "
     "ON CONFLICT DO NOTHING RETURNING id, slug, email_normalized"
-)
-_AUDIT_COPY_COLUMNS = (
-    "user_id",
-    "actor_id",
-    "customer_id",
-    "customer_label",
-    "event",
-    "old_values",
-    "new_values",
-    "ip",
-    "user_agent",
-    "request_id",
-    "import_id",
-    "created_at",
-    "prev_hash",
-    "hash",
 )
 # Collations where every string that starts with "base-" sorts in [base, base || '.'):
 # code point order. Elsewhere the slug range is compared in "C" (correct, not indexed).
@@ -455,28 +439,8 @@ class PiccoloTransferRepository:
         connection = self.copy_connection()
         if connection is None:
             raise RuntimeError("copy_audit_entries needs an open PostgreSQL transaction")
-        records = [
-            (
-                row["user_id"],
-                row["actor_id"],
-                row["customer_id"],
-                row["customer_label"],
-                row["event"],
-                json_text(row["old_values"]),
-                json_text(row["new_values"]),
-                row["ip"],
-                row["user_agent"],
-                row["request_id"],
-                row["import_id"],
-                row["created_at"],
-                row["prev_hash"],
-                row["hash"],
-            )
-            for row in rows
-        ]
-        await connection.copy_records_to_table(
-            "audit_logs", records=records, columns=_AUDIT_COPY_COLUMNS
-        )
+        records = [entry_values(row) for row in rows]
+        await connection.copy_records_to_table("audit_logs", records=records, columns=ENTRY_COLUMNS)
 
     async def insert_customers(
         self, user_id: int, rows: Sequence[dict[str, str]], now: datetime
