@@ -43,6 +43,7 @@ from app.lib.db import POSTGRES_SERVER_SETTINGS, bind_tables
 from tests.perf.conftest import PASSWORD, QUICK, BenchDatabase, serve
 from tests.perf.lean_http import LeanClient
 from tests.perf.results import record, size
+from tests.perf.search_floor import floor, mean_ms
 
 pytestmark = pytest.mark.perf
 
@@ -74,6 +75,8 @@ TWO_WORDS = [
 ]
 PREFIXES = ["gar", "ross", "tan", "proc", "seat", "will", "mart", "ander"]
 COMMON_WORD = ["smith"]  # the most common last name: a stress case, printed for information
+# Count caps under which PostgreSQL's share of each search is measured (the first).
+FLOOR_CAPS = (10_000, 1_000, 100)
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -473,6 +476,18 @@ async def test_customers_benchmark(bench_database: BenchDatabase, tmp_path: Path
                 await pool.fetch(sql, *args)
             timings.append((time.perf_counter() - began) * 1000)
         record("customers: organization list, raw SQL (median, alone)", sorted(timings)[10], "ms")
+        # PostgreSQL's own share of a search under three count rules: the floor under the
+        # search figures, whatever the app does (tests/perf/search_floor.py).
+        searches = ONE_WORD + TWO_WORDS + PREFIXES + COMMON_WORD
+        async with pool.acquire() as conn:
+            for cap in FLOOR_CAPS:
+                lines = await floor(conn, user, searches, cap)
+                record(
+                    f"customers: search, PostgreSQL alone, count exact to {cap:,} (mean)",
+                    mean_ms(lines),
+                    "ms",
+                    note="one client, fastest of 3, the cheaper of two count plans",
+                )
         report.notes += [
             f"the organization list ({len(organization_names):,} names, which the dashboard "
             f"shows in its filter) costs {sorted(timings)[10]:.1f} ms of raw SQL (median, alone)",
