@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 from litestar import Litestar, Router
 from litestar.config.allowed_hosts import AllowedHostsConfig
-from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import ClientException, HTTPException
@@ -38,7 +37,7 @@ from app.exports.api import export_api_route_handlers
 from app.exports.web import export_route_handlers
 from app.jobs_centre.web import jobs_centre_route_handlers
 from app.lib import db
-from app.lib.compression import IsalGzipCompression
+from app.lib.compression import GzipMiddleware
 from app.lib.flash import pop_flashes
 from app.lib.jobs import build_job_runner
 from app.lib.mail import build_mailer
@@ -136,7 +135,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[lifespan],
         template_config=template_config,
-        middleware=[session.middleware, SessionUserMiddleware],
+        # Gzip through ISA-L at level 1 (app/lib/compression.py): a list page compresses 6
+        # to 7 times already; higher levels cost several times the CPU for a few per cent.
+        middleware=[GzipMiddleware, session.middleware, SessionUserMiddleware],
         dependencies={
             "accounts": Provide(provide_account_service, sync_to_thread=False),
             "throttle": Provide(provide_throttle, sync_to_thread=False),
@@ -164,14 +165,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ),
         csrf_config=csrf_config(settings),
-        # Level 1 (ISA-L, app/lib/compression.py): a list page compresses 6 to 7 times already;
-        # higher levels cost several times the CPU for a few per cent of bytes.
-        compression_config=CompressionConfig(
-            backend="gzip",
-            minimum_size=500,
-            gzip_compress_level=1,
-            compression_facade=IsalGzipCompression,
-        ),
         stores=stores,
         plugins=[HTMXPlugin()],
         before_request=errors.refuse_impossible_ids,

@@ -138,6 +138,10 @@ async def test_responses_are_compressed(client):
     assert response.headers.get("content-encoding") == "gzip"
     # httpx decodes transparently; the body is the real file.
     assert response.content == (ROOT / "static/vendor/htmx.min.js").read_bytes()
+    page = await client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert page.headers.get("content-encoding") == "gzip"
+    assert "Accept-Encoding" in page.headers["vary"]
+    assert "</html>" in page.text
 
 
 def test_vendored_htmx_matches_its_recorded_version_and_hash():
