@@ -85,13 +85,13 @@ def mean_ms(lines: Sequence[Line]) -> float:
 
 
 async def main(url: str, caps: list[int]) -> None:
-    from tests.perf.test_customers_bench import COMMON_WORD, ONE_WORD, PREFIXES, TWO_WORDS
+    from tests.perf.test_customers_bench import SEARCHES
 
     conn = await asyncpg.connect(url, server_settings=POSTGRES_SERVER_SETTINGS)
     try:
         owner = await conn.fetchval("SELECT id FROM users WHERE email = 'bench-owner@example.com'")
         for cap in caps:
-            lines = await floor(conn, owner, ONE_WORD + TWO_WORDS + PREFIXES + COMMON_WORD, cap)
+            lines = await floor(conn, owner, SEARCHES, cap)
             print(f"\ncount exact up to {cap:,}; times in ms of PostgreSQL, one client")
             print(f"{'search':18} {'count':>7} {'count':>8} {'newest':>8} {'page':>8}")
             for line in lines:

@@ -75,6 +75,7 @@ TWO_WORDS = [
 ]
 PREFIXES = ["gar", "ross", "tan", "proc", "seat", "will", "mart", "ander"]
 COMMON_WORD = ["smith"]  # the most common last name: a stress case, printed for information
+SEARCHES = ONE_WORD + TWO_WORDS + PREFIXES + COMMON_WORD
 # Count caps under which PostgreSQL's share of each search is measured (the first).
 FLOOR_CAPS = (10_000, 1_000, 100)
 
@@ -478,10 +479,9 @@ async def test_customers_benchmark(bench_database: BenchDatabase, tmp_path: Path
         record("customers: organization list, raw SQL (median, alone)", sorted(timings)[10], "ms")
         # PostgreSQL's own share of a search under three count rules: the floor under the
         # search figures, whatever the app does (tests/perf/search_floor.py).
-        searches = ONE_WORD + TWO_WORDS + PREFIXES + COMMON_WORD
         async with pool.acquire() as conn:
             for cap in FLOOR_CAPS:
-                lines = await floor(conn, user, searches, cap)
+                lines = await floor(conn, user, SEARCHES, cap)
                 record(
                     f"customers: search, PostgreSQL alone, count exact to {cap:,} (mean)",
                     mean_ms(lines),
